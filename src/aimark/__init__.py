@@ -1,0 +1,3 @@
+"""aimark: watermark, label and verify AI-generated text and code."""
+
+__version__ = "0.1.0"

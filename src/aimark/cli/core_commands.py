@@ -1,0 +1,1 @@
+"""keygen, generate, detect, demo."""
