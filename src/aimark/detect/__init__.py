@@ -1,1 +1,25 @@
-"""aimark.detect"""
+"""Detection from text alone: tokenizer + key, exact p-values.
+
+>>> detector = Detector(load_key("key.json"), tokenizer)      # doctest: +SKIP
+>>> detector.detect(text).p_value                            # doctest: +SKIP
+"""
+
+from aimark.detect.detector import (
+    DEFAULT_ALPHA,
+    DetectionInputError,
+    Detector,
+    TokenizerMismatchError,
+)
+from aimark.detect.result import DetectionResult, TokenScore
+from aimark.detect.stats import log_p_value, p_value
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DetectionInputError",
+    "DetectionResult",
+    "Detector",
+    "TokenScore",
+    "TokenizerMismatchError",
+    "log_p_value",
+    "p_value",
+]

@@ -1,1 +1,25 @@
-"""aimark.engines"""
+"""Model back ends: loading (embedded Gemma GGUF with its cache, any HF directory) and batched generation."""
+
+from aimark.engines.generation import Generation, format_prompt, generate
+from aimark.engines.models import (
+    EMBEDDED_MODEL,
+    LoadedModel,
+    ModelLoadError,
+    aimark_home,
+    canonical_model_ref,
+    load_model,
+    load_tokenizer,
+)
+
+__all__ = [
+    "EMBEDDED_MODEL",
+    "Generation",
+    "LoadedModel",
+    "ModelLoadError",
+    "aimark_home",
+    "canonical_model_ref",
+    "format_prompt",
+    "generate",
+    "load_model",
+    "load_tokenizer",
+]

@@ -1,1 +1,36 @@
-"""aimark.schemes"""
+"""Watermark schemes: the keyed math of each scheme, and its transformers adapter.
+
+``scheme_for_key`` turns a key into its scheme object; ``WatermarkLogitsProcessor``
+(in :mod:`aimark.schemes.processor`) plugs any scheme into ``model.generate``.
+"""
+
+from __future__ import annotations
+
+from aimark.keys import WatermarkKey
+from aimark.schemes.base import BinomialNull, GammaNull, PositionScores, WatermarkScheme
+from aimark.schemes.gumbel import GumbelScheme
+from aimark.schemes.kgw import KGWScheme
+from aimark.schemes.synthid import SynthIDScheme
+
+
+def scheme_for_key(key: WatermarkKey, *, vocab_size: int | None = None) -> WatermarkScheme:
+    """The scheme object a key describes (``vocab_size`` is needed by transformers-mode KGW keys)."""
+    if key.scheme == "synthid":
+        return SynthIDScheme(key)
+    if key.scheme == "kgw":
+        return KGWScheme(key, vocab_size=vocab_size)
+    if key.scheme == "gumbel":
+        return GumbelScheme(key)
+    raise ValueError(f"unknown scheme {key.scheme!r}")
+
+
+__all__ = [
+    "BinomialNull",
+    "GammaNull",
+    "GumbelScheme",
+    "KGWScheme",
+    "PositionScores",
+    "SynthIDScheme",
+    "WatermarkScheme",
+    "scheme_for_key",
+]

@@ -1,0 +1,181 @@
+"""Detection from text alone: the tokenizer and the key, no model.
+
+Pipeline per text: tokenize (no special tokens added) -> scheme values for
+every position with a full context -> keep each scored unit once (and, for
+schemes that skip repeated contexts at generation, each context once) ->
+exact tail of the total under the scheme's null -> Bonferroni over the keyring.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+
+import numpy as np
+
+from aimark.detect.result import DetectionResult, TokenScore
+from aimark.detect.stats import keyring_corrected, log_p_value
+from aimark.keys import Keyring, WatermarkKey, tokenizer_fingerprint
+from aimark.schemes import WatermarkScheme, scheme_for_key
+
+DEFAULT_ALPHA = 1e-3
+
+
+class DetectionInputError(ValueError):
+    """The text cannot be scored (empty, too short, not text)."""
+
+
+class TokenizerMismatchError(ValueError):
+    """The tokenizer is not the one the key was made for."""
+
+
+def fingerprint_of(tokenizer) -> str:
+    cached = getattr(tokenizer, "_aimark_fingerprint", None)
+    if cached is None:
+        cached = tokenizer_fingerprint(tokenizer.get_vocab())
+        try:
+            tokenizer._aimark_fingerprint = cached
+        except AttributeError:  # pragma: no cover - tokenizers with __slots__
+            pass
+    return cached
+
+
+def first_occurrences(values: np.ndarray) -> np.ndarray:
+    """Boolean mask: True at the first occurrence of each value."""
+    mask = np.zeros(len(values), dtype=bool)
+    if len(values):
+        _, first = np.unique(values, return_index=True)
+        mask[first] = True
+    return mask
+
+
+class Detector:
+    """Scores texts against one key or a keyring. Picklable apart from the tokenizer."""
+
+    def __init__(
+        self,
+        keys: Keyring | WatermarkKey | Sequence[WatermarkKey],
+        tokenizer,
+        *,
+        alpha: float = DEFAULT_ALPHA,
+        check_tokenizer: bool = True,
+    ):
+        if not 0 < alpha < 1:
+            raise ValueError("alpha must be between 0 and 1")
+        if isinstance(keys, WatermarkKey):
+            keys = [keys]
+        self.keys = tuple(keys)
+        if not self.keys:
+            raise ValueError("no keys to detect with")
+        self.tokenizer = tokenizer
+        self.alpha = alpha
+        if check_tokenizer:
+            for key in self.keys:
+                if key.tokenizer is not None and key.tokenizer.fingerprint != fingerprint_of(tokenizer):
+                    raise TokenizerMismatchError(
+                        f"key {key.key_id} was made for tokenizer {key.tokenizer.name!r}; "
+                        "the tokenizer given is a different one"
+                    )
+        vocab_size = len(tokenizer)
+        self.schemes: tuple[WatermarkScheme, ...] = tuple(scheme_for_key(k, vocab_size=vocab_size) for k in self.keys)
+        self._special_ids = np.asarray(sorted(set(getattr(tokenizer, "all_special_ids", []) or [])), dtype=np.int64)
+
+    # -- public API -------------------------------------------------------------
+    def detect(self, text: str, *, prompt: str | None = None, with_tokens: bool = True) -> DetectionResult:
+        """Detect the watermark in ``text``; a given ``prompt`` is context only, never scored."""
+        _check_text(text)
+        context_ids: list[int] = []
+        if prompt:
+            if text.startswith(prompt):
+                text_offset = len(prompt)
+                context_ids = self._encode(prompt)
+                body_ids, offsets = self._encode_with_offsets(text[text_offset:])
+                offsets = [(s + text_offset, e + text_offset) for s, e in offsets]
+            else:
+                context_ids = self._encode(prompt)
+                body_ids, offsets = self._encode_with_offsets(text)
+        else:
+            body_ids, offsets = self._encode_with_offsets(text)
+        ids = np.asarray(context_ids + body_ids, dtype=np.int64)
+        return self._detect_ids(ids, scored_from=len(context_ids), offsets=offsets if with_tokens else None)
+
+    def detect_ids(self, token_ids: Sequence[int], *, scored_from: int = 0) -> DetectionResult:
+        return self._detect_ids(np.asarray(token_ids, dtype=np.int64), scored_from=scored_from, offsets=None)
+
+    def detect_many(self, texts: Iterable[str], *, batch_size: int = 64, with_tokens: bool = False) -> Iterator[DetectionResult | Exception]:
+        """Stream results in input order; memory stays bounded by ``batch_size`` texts.
+
+        A text that cannot be scored yields its exception instead of a result,
+        so one bad line does not stop a batch.
+        """
+        iterator = iter(texts)
+        while batch := list(islice(iterator, batch_size)):
+            valid = [t for t in batch if isinstance(t, str) and t.strip()]
+            encoded = iter(self.tokenizer(valid, add_special_tokens=False, return_offsets_mapping=with_tokens)["input_ids"]) if valid else iter(())
+            for text in batch:
+                try:
+                    _check_text(text)
+                    yield self._detect_ids(np.asarray(next(encoded), dtype=np.int64), scored_from=0, offsets=None)
+                except (DetectionInputError, TypeError) as exc:
+                    yield exc if isinstance(exc, DetectionInputError) else DetectionInputError("text must be a string")
+
+    # -- internals --------------------------------------------------------------
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        try:
+            encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            return list(encoding["input_ids"]), [tuple(o) for o in encoding["offset_mapping"]]
+        except NotImplementedError:  # slow tokenizers have no offsets
+            ids = self._encode(text)
+            return ids, [(0, 0)] * len(ids)
+
+    def _detect_ids(self, ids: np.ndarray, *, scored_from: int, offsets) -> DetectionResult:
+        log_ps, counts, per_key_tokens = [], [], []
+        for scheme in self.schemes:
+            log_p, count, token_scores = self._score(scheme, ids, scored_from)
+            log_ps.append(log_p)
+            counts.append(count)
+            per_key_tokens.append(token_scores)
+        if max(counts) == 0:
+            raise DetectionInputError(
+                f"nothing to score: the text has {len(ids) - scored_from} token(s); "
+                f"the watermark needs more than {max(s.context_width for s in self.schemes)} tokens of context"
+            )
+        best, corrected = keyring_corrected(log_ps) if len(log_ps) > 1 else (0, log_ps[0])
+        tokens: tuple[TokenScore, ...] = ()
+        if offsets is not None:
+            scores = per_key_tokens[best][scored_from:]
+            tokens = tuple(TokenScore(int(s), int(e), None if math.isnan(v) else float(v)) for (s, e), v in zip(offsets, scores))
+        return DetectionResult.from_log_p(
+            corrected,
+            scheme=self.schemes[best].name,
+            key_id=self.schemes[best].key_id,
+            num_scored_tokens=counts[best],
+            num_tokens=int(len(ids) - scored_from),
+            alpha=self.alpha,
+            keys_tried=len(self.schemes),
+        )
+
+    def _score(self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int) -> tuple[float, int, np.ndarray]:
+        scored = scheme.score(ids)
+        keep = scored.positions >= scored_from
+        if len(self._special_ids):
+            keep &= ~np.isin(ids[scored.positions], self._special_ids)
+        kept = np.flatnonzero(keep)
+        if scheme.masks_repeated_contexts:
+            kept = kept[first_occurrences(scored.contexts[kept])]
+        kept = kept[first_occurrences(scored.units[kept])]
+        total = float(scored.values[kept].sum())
+        token_scores = np.full(len(ids), np.nan)
+        token_scores[scored.positions[kept]] = scheme.token_scores(scored.values[kept])
+        return log_p_value(scheme.null, total, len(kept)), len(kept), token_scores
+
+
+def _check_text(text) -> None:
+    if not isinstance(text, str):
+        raise DetectionInputError("text must be a string")
+    if not text.strip():
+        raise DetectionInputError("the text is empty")

@@ -1,0 +1,132 @@
+"""Batched generation with a watermark scheme (or none, for controls)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aimark.engines.models import LoadedModel
+from aimark.keys import WatermarkKey
+from aimark.schemes import scheme_for_key
+from aimark.schemes.processor import WatermarkLogitsProcessor
+
+# Gemma's turn format; used when a tokenizer has <start_of_turn> but ships no
+# chat template (the GGUF conversion drops it).
+_GEMMA_TURN = "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
+
+
+@dataclass(frozen=True)
+class Generation:
+    prompt: str
+    text: str
+    num_tokens: int
+    finish_reason: str  # "stop" (end of sequence) or "length"
+    scheme: str  # "none" for unwatermarked output
+    key_id: str | None
+
+
+def format_prompt(tokenizer, prompt: str, *, chat: bool = True) -> str:
+    """The prompt as the model expects it (chat turn when the model has one)."""
+    if not chat:
+        return prompt
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    if "<start_of_turn>" in tokenizer.get_vocab():
+        return _GEMMA_TURN.format(prompt=prompt)
+    return prompt
+
+
+def _stop_ids(tokenizer, generation_config) -> list[int]:
+    ids = generation_config.eos_token_id
+    ids = list(ids) if isinstance(ids, (list, tuple)) else ([ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    end_of_turn = tokenizer.get_vocab().get("<end_of_turn>")
+    if end_of_turn is not None:
+        ids.append(end_of_turn)
+    return sorted(set(ids))
+
+
+def generate(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    *,
+    key: WatermarkKey | None,
+    max_new_tokens: int = 200,
+    temperature: float = 1.0,
+    top_k: int = 50,
+    top_p: float = 1.0,
+    batch_size: int = 8,
+    seed: int | None = None,
+    chat: bool = True,
+    on_tokens: Callable[[int], None] | None = None,
+) -> list[Generation]:
+    """Generate one continuation per prompt, ``batch_size`` prompts per forward batch.
+
+    ``key=None`` samples with the same settings and no watermark (the control).
+    ``on_tokens(n)`` is called after each step with the number of new tokens in that step (progress bars).
+    """
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
+    model, tokenizer = loaded.model, loaded.tokenizer
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    stop_ids = _stop_ids(tokenizer, model.generation_config)
+    if seed is not None:
+        torch.manual_seed(seed)
+
+    scheme = scheme_for_key(key, vocab_size=loaded.vocab_size) if key is not None else None
+    results: list[Generation] = []
+    for start in range(0, len(prompts), batch_size):
+        batch = list(prompts[start : start + batch_size])
+        formatted = [format_prompt(tokenizer, p, chat=chat) for p in batch]
+        inputs = tokenizer(formatted, return_tensors="pt", padding=True, add_special_tokens=True)
+        processors = LogitsProcessorList()
+        if scheme is not None:
+            processors.append(
+                WatermarkLogitsProcessor(scheme, top_k=top_k, temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id)
+            )
+            sampling = WatermarkLogitsProcessor.generation_kwargs()
+        else:
+            sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p}
+        if on_tokens is not None:
+            processors.append(_StepCallback(lambda rows=len(batch): on_tokens(rows), LogitsProcessor))
+        with torch.inference_mode():
+            output = model.generate(
+                **inputs,
+                logits_processor=processors,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=stop_ids,
+                pad_token_id=tokenizer.pad_token_id,
+                **sampling,
+            )
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        for prompt, row in zip(batch, new_tokens.tolist()):
+            stopped = next((i for i, t in enumerate(row) if t in stop_ids), None)
+            kept = row if stopped is None else row[:stopped]
+            results.append(
+                Generation(
+                    prompt=prompt,
+                    text=tokenizer.decode(kept, skip_special_tokens=True),
+                    num_tokens=len(kept),
+                    finish_reason="length" if stopped is None else "stop",
+                    scheme=scheme.name if scheme else "none",
+                    key_id=scheme.key_id if scheme else None,
+                )
+            )
+    return results
+
+
+def _StepCallback(callback: Callable[[], None], base):
+    """A no-op logits processor that reports each generation step."""
+
+    class StepCallback(base):
+        def __call__(self, input_ids, scores):
+            callback()
+            return scores
+
+    return StepCallback()

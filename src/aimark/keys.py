@@ -1,0 +1,324 @@
+"""Watermark keys: secret material, key ids, key files and keyrings.
+
+A key names its scheme and that scheme's parameters, carries a secret, and
+records which tokenizer it was made for, because a watermark is a property of
+token ids: scoring text with another tokenizer silently yields noise.
+
+Secrets never leave this module in readable form: ``repr``, errors and
+``public_dict`` show the key id only. transformers' own watermarking config
+dicts (``SynthIDTextWatermarkingConfig``, ``WatermarkingConfig``) are accepted
+as key files, so text watermarked by transformers can be detected by aimark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+SCHEMES = ("synthid", "kgw", "gumbel")
+KEY_FILE_FORMAT = "aimark-key/1"
+
+# Parameter defaults per scheme. Chosen from the published recommendations
+# (see shared/specs/watermark-anchors.md): SynthID m=30, ngram 5, history 1024;
+# KGW gamma .25, delta 2, self-hash over a 4-token window.
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "synthid": {"mode": "keyed", "ngram_len": 5, "depth": 30, "context_history_size": 1024},
+    "kgw": {
+        "mode": "keyed",
+        "greenlist_ratio": 0.25,
+        "bias": 2.0,
+        "seeding_scheme": "selfhash",
+        "context_width": 4,
+    },
+    "gumbel": {"mode": "keyed", "context_width": 4, "context_history_size": 1024},
+}
+
+
+class KeyFileError(ValueError):
+    """A key file is missing, unreadable, malformed or for another scheme.
+
+    Messages never contain secret material.
+    """
+
+
+
+@dataclass(frozen=True)
+class TokenizerBinding:
+    """Identity of the tokenizer a key was made for."""
+
+    name: str
+    vocab_size: int
+    fingerprint: str  # sha256 over the sorted vocabulary; see tokenizer_fingerprint()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "vocab_size": self.vocab_size, "fingerprint": self.fingerprint}
+
+
+@dataclass(frozen=True)
+class WatermarkKey:
+    """One watermark key. ``secret`` is excluded from repr and comparisons."""
+
+    key_id: str
+    scheme: str
+    params: Mapping[str, Any]
+    secret: bytes = field(repr=False, compare=False)
+    tokenizer: TokenizerBinding | None = None
+    model: str | None = None  # the model (or tokenizer source) the key was issued for
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise KeyFileError(f"unknown watermark scheme {self.scheme!r}; expected one of {', '.join(SCHEMES)}")
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    @property
+    def mode(self) -> str:
+        return str(self.params.get("mode", "keyed"))
+
+    def public_dict(self) -> dict[str, Any]:
+        """Everything about the key except the secret (safe to print or log)."""
+        public_params = {k: v for k, v in self.params.items() if k not in _SECRET_PARAMS}
+        return {
+            "key_id": self.key_id,
+            "scheme": self.scheme,
+            "params": public_params,
+            "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
+            "model": self.model,
+        }
+
+    def __reduce__(self):  # picklable for Ray/multiprocessing workers
+        return (
+            WatermarkKey,
+            (self.key_id, self.scheme, dict(self.params), self.secret, self.tokenizer, self.model),
+        )
+
+
+# Parameters of transformers-compatible keys that are themselves the secret.
+_SECRET_PARAMS = frozenset({"keys", "hashing_key"})
+
+
+def _key_id_for(secret: bytes, scheme: str) -> str:
+    digest = hashlib.blake2b(secret, digest_size=8, person=b"aimark-keyid", salt=scheme.encode()[:16]).hexdigest()
+    return f"{scheme}-{digest}"
+
+
+def generate_key(
+    scheme: str,
+    *,
+    tokenizer: TokenizerBinding | None = None,
+    model: str | None = None,
+    **overrides: Any,
+) -> WatermarkKey:
+    """A fresh key with a 256-bit secret from ``os.urandom``."""
+    if scheme not in SCHEMES:
+        raise KeyFileError(f"unknown watermark scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    params = dict(DEFAULT_PARAMS[scheme])
+    unknown = set(overrides) - set(params)
+    if unknown:
+        raise KeyFileError(f"unknown parameter(s) for {scheme}: {', '.join(sorted(unknown))}")
+    params.update(overrides)
+    secret = os.urandom(32)
+    return WatermarkKey(_key_id_for(secret, scheme), scheme, params, secret, tokenizer, model)
+
+
+def save_key(key: WatermarkKey, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write a key file readable by its owner only (mode 0600)."""
+    path = Path(path)
+    document = {
+        "format": KEY_FILE_FORMAT,
+        **key.public_dict(),
+        "params": dict(key.params),
+        "secret": key.secret.hex(),
+    }
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise KeyFileError(f"{path} already exists; refusing to overwrite a key file") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def load_key(path: str | os.PathLike[str]) -> WatermarkKey:
+    """Read an aimark key file or a transformers watermarking config dict (JSON)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"key file not found: {path}") from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
+    if len(raw) > 1 << 20:
+        raise KeyFileError(f"{path} is not a key file (larger than 1 MiB)")
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise KeyFileError(f"{path} is not a valid key file (not UTF-8 JSON)") from None
+    if not isinstance(document, dict):
+        raise KeyFileError(f"{path} is not a valid key file (expected a JSON object)")
+    try:
+        return key_from_dict(document)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{path}: {exc}") from None
+
+
+def key_from_dict(document: Mapping[str, Any]) -> WatermarkKey:
+    """Build a key from an aimark key document or a transformers config dict."""
+    if document.get("format") == KEY_FILE_FORMAT:
+        return _aimark_key_from_dict(document)
+    if "keys" in document and "ngram_len" in document:
+        return _synthid_config_key(document)
+    if "greenlist_ratio" in document or "hashing_key" in document or "seeding_scheme" in document:
+        return _kgw_config_key(document)
+    raise KeyFileError("not a key file: neither an aimark key nor a transformers watermarking config")
+
+
+def _aimark_key_from_dict(document: Mapping[str, Any]) -> WatermarkKey:
+    scheme = document.get("scheme")
+    if scheme not in SCHEMES:
+        raise KeyFileError(f"unknown watermark scheme {scheme!r}")
+    params = document.get("params")
+    if not isinstance(params, dict):
+        raise KeyFileError("key file has no 'params' object")
+    secret_hex = document.get("secret")
+    try:
+        secret = bytes.fromhex(secret_hex) if isinstance(secret_hex, str) else b""
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise KeyFileError("key file has no valid secret (expected at least 16 bytes of hex)")
+    expected_id = _key_id_for(secret, scheme)
+    if document.get("key_id") != expected_id:
+        raise KeyFileError("key id does not match the secret: the key file is corrupt or was edited")
+    merged = {**DEFAULT_PARAMS[scheme], **params}
+    _validate_params(scheme, merged)
+    binding = document.get("tokenizer")
+    tokenizer = None
+    if binding is not None:
+        try:
+            tokenizer = TokenizerBinding(str(binding["name"]), int(binding["vocab_size"]), str(binding["fingerprint"]))
+        except (KeyError, TypeError, ValueError):
+            raise KeyFileError("key file has a malformed 'tokenizer' entry") from None
+    return WatermarkKey(expected_id, scheme, merged, secret, tokenizer, document.get("model"))
+
+
+def _validate_params(scheme: str, params: Mapping[str, Any]) -> None:
+    def bad(name: str, why: str) -> KeyFileError:
+        return KeyFileError(f"invalid {scheme} parameter {name!r}: {why}")
+
+    if params.get("mode") not in ("keyed", "transformers"):
+        raise bad("mode", "expected 'keyed' or 'transformers'")
+    if scheme == "synthid":
+        if not (isinstance(params["ngram_len"], int) and params["ngram_len"] >= 2):
+            raise bad("ngram_len", "expected an integer >= 2")
+        if not (isinstance(params["depth"], int) and 1 <= params["depth"] <= 64):
+            raise bad("depth", "expected an integer in 1..64")
+    if scheme == "kgw":
+        if not 0.0 < float(params["greenlist_ratio"]) < 1.0:
+            raise bad("greenlist_ratio", "expected 0 < ratio < 1")
+        if params["seeding_scheme"] not in ("lefthash", "selfhash"):
+            raise bad("seeding_scheme", "expected 'lefthash' or 'selfhash'")
+        if not (isinstance(params["context_width"], int) and params["context_width"] >= 1):
+            raise bad("context_width", "expected an integer >= 1")
+    if scheme == "gumbel" and not (isinstance(params["context_width"], int) and params["context_width"] >= 1):
+        raise bad("context_width", "expected an integer >= 1")
+
+
+def _synthid_config_key(document: Mapping[str, Any]) -> WatermarkKey:
+    keys = document.get("keys")
+    if not (isinstance(keys, list) and keys and all(isinstance(k, int) for k in keys)):
+        raise KeyFileError("SynthID config: 'keys' must be a non-empty list of integers")
+    params = {
+        "mode": "transformers",
+        "ngram_len": int(document["ngram_len"]),
+        "depth": len(keys),
+        "keys": list(keys),
+        "sampling_table_size": int(document.get("sampling_table_size", 2**16)),
+        "sampling_table_seed": int(document.get("sampling_table_seed", 0)),
+        "context_history_size": int(document.get("context_history_size", 1024)),
+    }
+    if params["ngram_len"] < 2:
+        raise KeyFileError("SynthID config: 'ngram_len' must be >= 2")
+    secret = json.dumps({k: params[k] for k in ("keys", "sampling_table_seed", "sampling_table_size")}).encode()
+    return WatermarkKey(_key_id_for(secret, "synthid"), "synthid", params, secret)
+
+
+def _kgw_config_key(document: Mapping[str, Any]) -> WatermarkKey:
+    params = {
+        "mode": "transformers",
+        "greenlist_ratio": float(document.get("greenlist_ratio", 0.25)),
+        "bias": float(document.get("bias", 2.0)),
+        "hashing_key": int(document.get("hashing_key", 15485863)),
+        "seeding_scheme": str(document.get("seeding_scheme", "lefthash")),
+        "context_width": int(document.get("context_width", 1)),
+    }
+    if "vocab_size" in document:
+        params["vocab_size"] = int(document["vocab_size"])
+    _validate_params("kgw", params)
+    secret = json.dumps({"hashing_key": params["hashing_key"]}).encode()
+    return WatermarkKey(_key_id_for(secret, "kgw"), "kgw", params, secret)
+
+
+class Keyring:
+    """An ordered set of keys, tried together at detection time."""
+
+    def __init__(self, keys: Iterable[WatermarkKey]):
+        self._keys = tuple(keys)
+        if not self._keys:
+            raise KeyFileError("a keyring needs at least one key")
+        ids = [k.key_id for k in self._keys]
+        if len(set(ids)) != len(ids):
+            raise KeyFileError("the keyring holds the same key twice")
+
+    @classmethod
+    def load(cls, paths: Iterable[str | os.PathLike[str]]) -> Keyring:
+        """Load key files; a JSON file holding a list of key documents is a keyring."""
+        keys: list[WatermarkKey] = []
+        for path in paths:
+            path = Path(path)
+            try:
+                document = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise KeyFileError(f"key file not found: {path}") from None
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                raise KeyFileError(f"{path} is not a valid key file (not UTF-8 JSON)") from None
+            if isinstance(document, list):
+                try:
+                    keys.extend(key_from_dict(entry) for entry in document)
+                except KeyFileError as exc:
+                    raise KeyFileError(f"{path}: {exc}") from None
+            else:
+                keys.append(load_key(path))
+        return cls(keys)
+
+    def __iter__(self) -> Iterator[WatermarkKey]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"Keyring({', '.join(k.key_id for k in self._keys)})"
+
+
+def check_key_file_permissions(path: str | os.PathLike[str]) -> bool:
+    """True when the key file is not readable by group or others."""
+    mode = os.stat(path).st_mode
+    return not mode & (stat.S_IRWXG | stat.S_IRWXO)
+
+
+def tokenizer_fingerprint(vocab: Mapping[str, int]) -> str:
+    """A stable fingerprint of a vocabulary (token string -> id)."""
+    digest = hashlib.sha256()
+    for token, index in sorted(vocab.items(), key=lambda item: item[1]):
+        digest.update(f"{index}\t{token}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()

@@ -1,0 +1,92 @@
+"""What every watermark scheme provides, independent of any model framework.
+
+A scheme is the pure math of one watermark: keyed values over token-id
+arrays. Generation calls :meth:`WatermarkScheme.reweight` on the top-k
+candidates of each step (the transformers adapter lives in ``processor.py``,
+so vLLM or other engines can reuse the same object); detection calls
+:meth:`WatermarkScheme.score` on a token sequence and :attr:`null` says how
+the total of the per-unit statistic is distributed on text written without
+this key, which is what makes exact p-values possible.
+
+Schemes are plain picklable objects (no torch state), so detection can run in
+worker processes or on a distributed engine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BinomialNull:
+    """Total = number of successes among ``trials_per_unit`` Bernoulli(p) draws per unit."""
+
+    trials_per_unit: int
+    success_probability: float
+
+
+@dataclass(frozen=True)
+class GammaNull:
+    """Total = sum of independent Exp(1) variables, one per unit: Gamma(n, 1)."""
+
+
+Null = BinomialNull | GammaNull
+
+
+@dataclass(frozen=True)
+class PositionScores:
+    """Per-position detection values for a token sequence.
+
+    ``positions[i]`` is the index of the scored token in the input,
+    ``units[i]`` identifies what its keyed value depends on (dedup key),
+    ``contexts[i]`` identifies its context (repeated-context masking), and
+    ``values[i]`` is its contribution to the total under :attr:`WatermarkScheme.null`.
+    """
+
+    positions: np.ndarray
+    units: np.ndarray
+    contexts: np.ndarray
+    values: np.ndarray
+
+
+class WatermarkScheme(ABC):
+    """Base class of aimark's watermark schemes."""
+
+    name: str
+    key_id: str
+    context_width: int
+    #: Whether generation leaves a context unwatermarked when it was already seen
+    #: (and detection masks it), to avoid repeating the same biased choice.
+    masks_repeated_contexts: bool = False
+    context_history_size: int = 1024
+
+    @abstractmethod
+    def context_keys(self, windows: np.ndarray) -> np.ndarray:
+        """uint64 identifier per context window (rows of ``context_width`` token ids)."""
+
+    @abstractmethod
+    def reweight(
+        self, log_probs: np.ndarray, candidates: np.ndarray, windows: np.ndarray, context_keys: np.ndarray
+    ) -> np.ndarray:
+        """Watermarked log-weights for the candidates of each row.
+
+        ``log_probs`` (rows, k) are the model's normalised log-probabilities of
+        ``candidates`` (rows, k) after temperature; ``-inf`` marks padding.
+        Returns log-weights of the same shape (need not be normalised).
+        """
+
+    @abstractmethod
+    def score(self, token_ids: np.ndarray) -> PositionScores:
+        """Detection values for every position with a full context."""
+
+    @property
+    @abstractmethod
+    def null(self) -> Null:
+        """Distribution of each unit's value on unwatermarked text."""
+
+    def token_scores(self, values: np.ndarray) -> np.ndarray:
+        """One display score per position in [0, 1] (for heat maps)."""
+        return np.asarray(values, dtype=np.float64)

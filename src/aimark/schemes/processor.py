@@ -1,0 +1,124 @@
+"""transformers adapter: any aimark scheme as a ``LogitsProcessor``.
+
+The processor does its own temperature, top-k and top-p, then reweights the
+surviving candidates with the scheme: the watermark must act on the final
+sampling distribution, and custom processors run *before* transformers'
+own warpers inside ``generate``. Call generate with ``do_sample=True`` and
+leave ``temperature``/``top_k``/``top_p`` at 1.0/0/1.0 (``generation_kwargs``
+returns exactly that), so nothing reshapes the distribution afterwards.
+
+Working on the top-k candidates only is what keeps a 262k-entry vocabulary
+cheap: the scheme sees a (batch, k) array per step.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+from transformers import LogitsProcessor
+
+from aimark.schemes.base import WatermarkScheme
+
+
+class _ContextHistory:
+    """Per-row memory of recent context keys (FIFO of bounded size)."""
+
+    def __init__(self, size: int):
+        self._size = size
+        self._order: deque[int] = deque()
+        self._counts: dict[int, int] = {}
+
+    def seen_then_add(self, key: int) -> bool:
+        seen = key in self._counts
+        self._order.append(key)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        if len(self._order) > self._size:
+            old = self._order.popleft()
+            remaining = self._counts[old] - 1
+            if remaining:
+                self._counts[old] = remaining
+            else:
+                del self._counts[old]
+        return seen
+
+
+class WatermarkLogitsProcessor(LogitsProcessor):
+    """Watermarks sampling with ``scheme``; usable as ``model.generate(..., logits_processor=[...])``.
+
+    ``pad_token_id`` marks left padding: a row whose context window still
+    contains padding is not watermarked at that step (its context is not text).
+    """
+
+    def __init__(
+        self,
+        scheme: WatermarkScheme,
+        *,
+        top_k: int = 50,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        pad_token_id: int | None = None,
+    ):
+        if top_k < 1:
+            raise ValueError("top_k must be >= 1")
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        if not 0 < top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        self.scheme = scheme
+        self.top_k = top_k
+        self.temperature = temperature
+        self.top_p = top_p
+        self.pad_token_id = pad_token_id
+        self._histories: list[_ContextHistory] | None = None
+        self._last_length = -1
+
+    @staticmethod
+    def generation_kwargs() -> dict:
+        """Arguments for ``generate`` that leave the sampling distribution to this processor."""
+        return {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+
+    def reset(self) -> None:
+        self._histories = None
+        self._last_length = -1
+
+    def _histories_for(self, input_ids: torch.LongTensor) -> list[_ContextHistory]:
+        batch, length = input_ids.shape
+        # A new generate call starts a new sequence: forget the old contexts.
+        if self._histories is None or len(self._histories) != batch or length != self._last_length + 1:
+            self._histories = [_ContextHistory(self.scheme.context_history_size) for _ in range(batch)]
+        self._last_length = length
+        return self._histories
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        width = self.scheme.context_width
+        histories = self._histories_for(input_ids)
+        k = min(self.top_k, scores.shape[-1])
+        top_values, top_ids = torch.topk(scores.float() / self.temperature, k, dim=-1)
+        log_probs = torch.log_softmax(top_values, dim=-1)
+        if self.top_p < 1.0:
+            cumulative = log_probs.exp().cumsum(dim=-1)
+            outside = (cumulative - log_probs.exp()) >= self.top_p  # keep the token that crosses top_p
+            log_probs = torch.log_softmax(log_probs.masked_fill(outside, float("-inf")), dim=-1)
+        log_np = log_probs.detach().cpu().numpy().astype(np.float64)
+        candidates = top_ids.cpu().numpy()
+        new_log_weights = log_np.copy()
+        if input_ids.shape[1] >= width:
+            windows = input_ids[:, input_ids.shape[1] - width :].cpu().numpy()
+            usable = np.ones(len(windows), dtype=bool)
+            if self.pad_token_id is not None:
+                usable &= ~(windows == self.pad_token_id).any(axis=1)
+            rows = np.flatnonzero(usable)
+            if len(rows):
+                context_keys = self.scheme.context_keys(windows[rows])
+                if self.scheme.masks_repeated_contexts:
+                    fresh = np.array([not histories[r].seen_then_add(int(c)) for r, c in zip(rows, context_keys)])
+                    rows, context_keys = rows[fresh], context_keys[fresh]
+                if len(rows):
+                    new_log_weights[rows] = self.scheme.reweight(
+                        log_np[rows], candidates[rows], windows[rows], context_keys
+                    )
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, top_ids, torch.from_numpy(new_log_weights).to(device=scores.device, dtype=scores.dtype))
+        return out

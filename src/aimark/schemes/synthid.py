@@ -1,0 +1,119 @@
+"""SynthID-Text tournament sampling (Dathathri et al., Nature 2024).
+
+Each (context of ngram_len-1 tokens, candidate token) pair gets ``depth``
+keyed bits g_1..g_m. Generation runs an m-layer tournament with two leaves
+per match, which in expectation is the update p <- p * (1 + g_l - E_p[g_l])
+per layer: non-distortionary over the key, and only the top-k candidates are
+touched. Detection counts the g-bits over distinct n-grams: on text written
+without the key each bit is Bernoulli(q), so the count is exactly
+Binomial(n*m, q).
+
+Two key modes:
+- ``keyed`` (aimark's default): the context is hashed with keyed BLAKE2b.
+- ``transformers``: bit-compatible with transformers'
+  ``SynthIDTextWatermarkLogitsProcessor``: the same config dict gives the
+  same g-values (linear-congruential hash and sampling table), so text
+  watermarked by either is detected by both. q is the table's exact share of
+  ones rather than 1/2, which keeps p-values exact for a finite table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aimark.keys import WatermarkKey
+from aimark.schemes._prf import ContextHasher, pair, sliding_windows, unit_ids
+from aimark.schemes.base import BinomialNull, PositionScores, WatermarkScheme
+
+# transformers' accumulate_hash: newlib/musl LCG constants.
+_LCG_MULTIPLIER = np.int64(6364136223846793005)
+
+
+def _lcg_accumulate(state: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """transformers' ``accumulate_hash``: h <- (h + x) * a + 1 per column of ``data`` (int64, wrapping)."""
+    state = np.asarray(state, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        for column in range(data.shape[-1]):
+            state = (state + data[..., column]) * _LCG_MULTIPLIER + np.int64(1)
+    return state
+
+
+def transformers_sampling_table(size: int, seed: int) -> np.ndarray:
+    """The g-value table transformers draws: ``torch.randint(0, 2, (size,), generator=seed)``."""
+    import torch  # only transformers-compatible keys need torch's generator
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randint(low=0, high=2, size=(size,), generator=generator, device="cpu").numpy().astype(np.uint8)
+
+
+class SynthIDScheme(WatermarkScheme):
+    name = "synthid"
+    masks_repeated_contexts = True
+
+    def __init__(self, key: WatermarkKey):
+        if key.scheme != "synthid":
+            raise ValueError(f"key {key.key_id} is a {key.scheme} key, not a synthid key")
+        params = key.params
+        self.key_id = key.key_id
+        self.mode = key.mode
+        self.ngram_len = int(params["ngram_len"])
+        self.context_width = self.ngram_len - 1
+        self.depth = int(params["depth"])
+        self.context_history_size = int(params.get("context_history_size", 1024))
+        if self.mode == "keyed":
+            self._hasher = ContextHasher(key.secret, b"synthid-context")
+            self._layer_shifts = np.arange(self.depth, dtype=np.uint64)
+            self._one_probability = 0.5
+        else:
+            self._layer_keys = np.asarray(params["keys"], dtype=np.int64)
+            self._table = transformers_sampling_table(int(params["sampling_table_size"]), int(params["sampling_table_seed"]))
+            self._one_probability = float(self._table.mean())
+
+    # -- keyed values ---------------------------------------------------------
+    def context_keys(self, windows: np.ndarray) -> np.ndarray:
+        if self.mode == "keyed":
+            return self._hasher(windows)
+        start = np.ones(len(windows), dtype=np.int64)
+        return _lcg_accumulate(start, np.asarray(windows, dtype=np.int64)).view(np.uint64)
+
+    def g_values(self, context_keys: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Bits of shape ``tokens.shape + (depth,)``; ``context_keys`` broadcasts against ``tokens``."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        keys = np.asarray(context_keys, dtype=np.uint64).reshape(np.shape(context_keys) + (1,) * (tokens.ndim - np.ndim(context_keys)))
+        if self.mode == "keyed":
+            mixed = pair(keys, tokens)
+            return ((mixed[..., None] >> self._layer_shifts) & np.uint64(1)).astype(np.uint8)
+        with np.errstate(over="ignore"):
+            ngram_hash = (keys.view(np.int64) + tokens) * _LCG_MULTIPLIER + np.int64(1)
+            layered = (ngram_hash[..., None] + self._layer_keys) * _LCG_MULTIPLIER + np.int64(1)
+        return self._table[np.mod(layered, len(self._table))]
+
+    # -- generation -----------------------------------------------------------
+    def reweight(self, log_probs, candidates, windows, context_keys):
+        probs = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        g = self.g_values(context_keys, candidates).astype(np.float64)
+        for layer in range(self.depth):
+            g_layer = g[:, :, layer]
+            expected = (probs * g_layer).sum(axis=1, keepdims=True)
+            # E_p[g] can round above g = 0's 1.0 when one candidate holds ~all the mass.
+            probs = probs * np.maximum(1.0 + g_layer - expected, 0.0)
+        with np.errstate(divide="ignore"):
+            return np.log(probs)
+
+    # -- detection ------------------------------------------------------------
+    def score(self, token_ids: np.ndarray) -> PositionScores:
+        ids = np.asarray(token_ids, dtype=np.int64)
+        windows = sliding_windows(ids, self.context_width)
+        positions = np.arange(self.context_width, self.context_width + len(windows))
+        contexts = self.context_keys(windows)
+        tokens = ids[positions]
+        g = self.g_values(contexts, tokens)
+        return PositionScores(positions, unit_ids(contexts, tokens), contexts, g.sum(axis=1).astype(np.int64))
+
+    @property
+    def null(self) -> BinomialNull:
+        return BinomialNull(self.depth, self._one_probability)
+
+    def token_scores(self, values):
+        return np.asarray(values, dtype=np.float64) / self.depth
