@@ -1,1 +1,334 @@
 """keygen, generate, detect, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from aimark.cli.app import app
+from aimark.cli.io import console, fail, guarded, model_status, read_text_input, token_progress
+from aimark.keys import SCHEMES, Keyring, WatermarkKey
+
+SCHEME_CHOICES = "synthid|kgw|gumbel"
+
+
+def _tokenizer_binding(model: Optional[str]):
+    from aimark.detect.detector import fingerprint_of
+    from aimark.engines import canonical_model_ref, load_tokenizer
+    from aimark.keys import TokenizerBinding
+
+    ref = canonical_model_ref(model)
+    with model_status() as say:
+        tokenizer = load_tokenizer(ref, progress=say)
+    return ref, TokenizerBinding(ref, len(tokenizer), fingerprint_of(tokenizer))
+
+
+@app.command()
+@guarded
+def keygen(
+    scheme: Annotated[str, typer.Option(help=f"Watermark scheme: {SCHEME_CHOICES}.")] = "synthid",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Key file to write (mode 0600).")] = Path("aimark-key.json"),
+    model: Annotated[Optional[str], typer.Option(help="Model directory the key is for (default: the embedded Gemma 3 270M).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing key file.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the key's public description as JSON.")] = False,
+) -> None:
+    """Create a secret watermark key bound to a model's tokenizer."""
+    from aimark.keys import generate_key, save_key
+
+    if scheme not in SCHEMES:
+        fail(f"unknown scheme {scheme!r}; choose {SCHEME_CHOICES}")
+    if out.exists() and not force:
+        fail(f"{out} already exists; pass --force to overwrite it")
+    model_ref, binding = _tokenizer_binding(model)
+    key = generate_key(scheme, tokenizer=binding, model=model_ref)
+    save_key(key, out, overwrite=force)
+    if json_output:
+        print(json.dumps({**key.public_dict(), "path": str(out)}, ensure_ascii=False))
+    else:
+        console.print(f"wrote {scheme} key [bold]{key.key_id}[/] to {out} (mode 0600)")
+
+
+def _load_keyring(paths: list[Path]) -> Keyring:
+    if not paths:
+        fail("give at least one --key KEYFILE")
+    return Keyring.load(paths)
+
+
+def _read_prompts(prompt: Optional[str], prompt_file: Optional[Path]) -> list[str]:
+    if (prompt is None) == (prompt_file is None):
+        fail("give exactly one of --prompt TEXT or --prompt-file FILE")
+    if prompt is not None:
+        if not prompt.strip():
+            fail("the prompt is empty")
+        return [prompt]
+    text = read_text_input(str(prompt_file))
+    prompts = [line for line in text.splitlines() if line.strip()]
+    if not prompts:
+        fail(f"{prompt_file} holds no prompts (one prompt per line)")
+    return prompts
+
+
+@app.command()
+@guarded
+def generate(
+    key: Annotated[Optional[Path], typer.Option(help="Key file; its scheme watermarks the output.")] = None,
+    scheme: Annotated[Optional[str], typer.Option(help="'none' generates without a watermark (a control).")] = None,
+    prompt: Annotated[Optional[str], typer.Option(help="One prompt.")] = None,
+    prompt_file: Annotated[Optional[Path], typer.Option(help="File with one prompt per line, generated as one batch.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=8192)] = 200,
+    model: Annotated[Optional[str], typer.Option(help="Local Hugging Face model directory (default: the key's model, else the embedded one).")] = None,
+    temperature: Annotated[float, typer.Option(min=0.01)] = 1.0,
+    top_k: Annotated[int, typer.Option(min=1)] = 50,
+    top_p: Annotated[float, typer.Option(min=0.01, max=1.0)] = 1.0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed (not the watermark key).")] = None,
+    raw: Annotated[bool, typer.Option(help="Use the prompt as is, without the model's chat turn format.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per prompt, one per line.")] = False,
+) -> None:
+    """Generate text, watermarked with KEY (or unwatermarked with --scheme none)."""
+    from aimark.engines import generate as run_generation
+    from aimark.engines import load_model
+    from aimark.keys import load_key
+
+    if scheme not in (None, "none"):
+        fail("--scheme takes only 'none' here; the key file decides the watermark scheme")
+    if (key is None) == (scheme is None):
+        fail("give --key KEYFILE to watermark, or --scheme none for an unwatermarked control")
+    prompts = _read_prompts(prompt, prompt_file)
+    watermark_key: WatermarkKey | None = load_key(key) if key is not None else None
+    model_ref = model or (watermark_key.model if watermark_key else None)
+    with model_status() as say:
+        loaded = load_model(model_ref, progress=say)
+    if watermark_key is not None and watermark_key.tokenizer is not None:
+        from aimark.detect.detector import fingerprint_of
+
+        if fingerprint_of(loaded.tokenizer) != watermark_key.tokenizer.fingerprint:
+            fail(f"key {watermark_key.key_id} was made for another tokenizer ({watermark_key.tokenizer.name})")
+    with token_progress(len(prompts) * max_new_tokens, "generating") as advance:
+        generations = run_generation(
+            loaded,
+            prompts,
+            key=watermark_key,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            batch_size=batch_size,
+            seed=seed,
+            chat=not raw,
+            on_tokens=advance,
+        )
+    for generation in generations:
+        if json_output:
+            print(
+                json.dumps(
+                    {
+                        "prompt": generation.prompt,
+                        "text": generation.text,
+                        "num_tokens": generation.num_tokens,
+                        "finish_reason": generation.finish_reason,
+                        "scheme": generation.scheme,
+                        "key_id": generation.key_id,
+                        "model": loaded.name,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            print(generation.text)
+            if len(generations) > 1:
+                print()
+
+
+def _make_detector(keys: list[Path], model: Optional[str], alpha: float):
+    from aimark.detect import Detector
+    from aimark.engines import load_tokenizer
+
+    keyring = _load_keyring(keys)
+    models = {k.model for k in keyring if k.model}
+    if model is None and len(models) > 1:
+        fail("the keys were made for different models; pass --model to choose the tokenizer")
+    model_ref = model or (models.pop() if models else None)
+    with model_status() as say:
+        tokenizer = load_tokenizer(model_ref, progress=say)
+    return Detector(keyring, tokenizer, alpha=alpha)
+
+
+def _render_result(result, *, as_json: bool, tokens: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_dict(include_tokens=tokens), ensure_ascii=False))
+        return
+    verdict = "[bold green]WATERMARKED[/]" if result.watermarked else "[bold]not watermarked[/]"
+    console.print(
+        f"{verdict}  p = {result.p_value:.3g}  (alpha {result.alpha:g}; "
+        f"{result.num_scored_tokens} of {result.num_tokens} tokens scored; {result.scheme} key {result.key_id})",
+        highlight=False,
+    )
+
+
+@app.command()
+@guarded
+def detect(
+    source: Annotated[str, typer.Argument(help="Text file, or - for standard input.")] = "-",
+    key: Annotated[list[Path], typer.Option(help="Key file (repeat for a keyring).")] = [],  # noqa: B006
+    alpha: Annotated[float, typer.Option(min=1e-300, max=0.5, help="Significance level = false-positive rate.")] = 1e-3,
+    prompt: Annotated[Optional[str], typer.Option(help="Prompt the text answered; used as context, never scored.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Tokenizer source (default: the key's model).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object (see README).")] = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Input lines are JSON objects with a 'text' field; one result line each.")] = False,
+    tokens: Annotated[bool, typer.Option("--tokens", help="Include per-token [start, end, score] in JSON.")] = False,
+) -> None:
+    """Detect the watermark in text, from the text and the key alone."""
+    detector = _make_detector(key, model, alpha)
+    if jsonl:
+        _detect_jsonl(detector, source)
+        return
+    text = read_text_input(source)
+    result = detector.detect(text, prompt=prompt)
+    _render_result(result, as_json=json_output, tokens=tokens)
+
+
+def _detect_jsonl(detector, source: str) -> None:
+    """Stream: bounded memory, output order = input order, bad lines reported in place."""
+    stream = sys.stdin.buffer if source == "-" else _open_binary(source)
+    failures = 0
+    lines = iter(stream)
+    line_number = 0
+    while chunk := list(islice(lines, 256)):
+        texts: list[Optional[str]] = []
+        errors: list[Optional[str]] = []
+        for raw_line in chunk:
+            line_number += 1
+            text, error = _parse_jsonl_line(raw_line, line_number)
+            texts.append(text)
+            errors.append(error)
+        results = iter(detector.detect_many([t for t in texts if t is not None]))
+        for text, error in zip(texts, errors):
+            outcome = next(results) if text is not None else None
+            if isinstance(outcome, Exception):
+                error = str(outcome)
+            if error is not None:
+                failures += 1
+                print(json.dumps({"error": error}, ensure_ascii=False), flush=False)
+            else:
+                print(json.dumps(outcome.to_dict(), ensure_ascii=False), flush=False)
+        sys.stdout.flush()
+    if failures:
+        raise typer.Exit(2)
+
+
+def _open_binary(path: str):
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+
+
+def _parse_jsonl_line(raw_line: bytes, line_number: int) -> tuple[Optional[str], Optional[str]]:
+    try:
+        document = json.loads(raw_line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, f"line {line_number}: not valid UTF-8"
+    except json.JSONDecodeError:
+        return None, f"line {line_number}: not a JSON object"
+    if not isinstance(document, dict) or not isinstance(document.get("text"), str):
+        return None, f"line {line_number}: expected a JSON object with a string 'text' field"
+    return document["text"], None
+
+
+DEMO_PROMPTS = [
+    ("ko", "인공지능이 우리 일상생활을 어떻게 바꾸고 있는지 설명하는 짧은 글을 써 주세요."),
+    ("ja", "日本の四季の魅力について、短い文章を書いてください。"),
+    ("zh", "请写一篇短文，介绍中国茶文化的历史。"),
+    ("en", "Write a short essay about how bicycles changed city life."),
+    ("code", "Write a Python function that returns the n-th Fibonacci number, with a docstring."),
+]
+
+
+@app.command()
+@guarded
+def demo(
+    scheme: Annotated[str, typer.Option(help=f"Scheme to demonstrate: {SCHEME_CHOICES}.")] = "synthid",
+    max_new_tokens: Annotated[int, typer.Option(min=16, max=2048)] = 200,
+    model: Annotated[Optional[str], typer.Option(help="Local Hugging Face model directory (default: embedded).")] = None,
+    alpha: Annotated[float, typer.Option(min=1e-300, max=0.5)] = 1e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Watermark ko/ja/zh/en/code generations with a fresh key, detect them and unwatermarked controls."""
+    from rich.table import Table
+
+    from aimark.detect import Detector
+    from aimark.detect.detector import fingerprint_of
+    from aimark.engines import generate as run_generation
+    from aimark.engines import load_model
+    from aimark.keys import TokenizerBinding, generate_key
+
+    if scheme not in SCHEMES:
+        fail(f"unknown scheme {scheme!r}; choose {SCHEME_CHOICES}")
+    with model_status() as say:
+        loaded = load_model(model, progress=say)
+    binding = TokenizerBinding(loaded.name, len(loaded.tokenizer), fingerprint_of(loaded.tokenizer))
+    key = generate_key(scheme, tokenizer=binding, model=loaded.name)
+    prompts = [p for _, p in DEMO_PROMPTS]
+    with token_progress(2 * len(prompts) * max_new_tokens, "generating watermarked and control text") as advance:
+        marked = run_generation(loaded, prompts, key=key, max_new_tokens=max_new_tokens, seed=seed, on_tokens=advance)
+        control = run_generation(loaded, prompts, key=None, max_new_tokens=max_new_tokens, seed=seed + 1, on_tokens=advance)
+    detector = Detector(key, loaded.tokenizer, alpha=alpha)
+    rows = []
+    for (language, _), watermarked, plain in zip(DEMO_PROMPTS, marked, control):
+        for kind, generation in (("watermarked", watermarked), ("control", plain)):
+            try:
+                result = detector.detect(generation.text)
+                rows.append((language, kind, generation, result, None))
+            except ValueError as exc:
+                rows.append((language, kind, generation, None, str(exc)))
+    if json_output:
+        print(
+            json.dumps(
+                {
+                    "key": key.public_dict(),
+                    "results": [
+                        {
+                            "language": language,
+                            "kind": kind,
+                            "text": generation.text,
+                            "detection": result.to_dict() if result else None,
+                            "error": error,
+                        }
+                        for language, kind, generation, result, error in rows
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    table = Table(title=f"aimark demo: {scheme} watermark (key {key.key_id}), alpha = {alpha:g}")
+    for column in ("lang", "output", "tokens", "scored", "p-value", "verdict", "text"):
+        table.add_column(column, overflow="fold" if column == "text" else "ellipsis", no_wrap=column != "text")
+    correct = 0
+    for language, kind, generation, result, error in rows:
+        expected = kind == "watermarked"
+        ok = result is not None and result.watermarked == expected
+        correct += ok
+        verdict = error or ("watermarked" if result.watermarked else "not watermarked")
+        style = "green" if ok else "red"
+        snippet = " ".join(generation.text.split())[:60]
+        table.add_row(
+            language,
+            kind,
+            str(generation.num_tokens),
+            str(result.num_scored_tokens) if result else "-",
+            f"{result.p_value:.2e}" if result else "-",
+            f"[{style}]{verdict}[/]",
+            snippet,
+        )
+    console.print(table)
+    console.print(f"{correct}/{len(rows)} verdicts as expected (watermarked detected, controls not).")
+    if correct != len(rows):
+        raise typer.Exit(1)

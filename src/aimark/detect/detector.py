@@ -157,6 +157,7 @@ class Detector:
             num_tokens=int(len(ids) - scored_from),
             alpha=self.alpha,
             keys_tried=len(self.schemes),
+            tokens=tokens,
         )
 
     def _score(self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int) -> tuple[float, int, np.ndarray]:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from aimark.engines.models import LoadedModel
 from aimark.keys import WatermarkKey
 from aimark.schemes import scheme_for_key
-from aimark.schemes.processor import WatermarkLogitsProcessor
 
 # Gemma's turn format; used when a tokenizer has <start_of_turn> but ships no
 # chat template (the GGUF conversion drops it).
@@ -68,6 +67,8 @@ def generate(
     """
     import torch
     from transformers import LogitsProcessor, LogitsProcessorList
+
+    from aimark.schemes.processor import WatermarkLogitsProcessor
 
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")

@@ -105,8 +105,18 @@ def model_dir(model: str | os.PathLike[str] | None, progress: Progress | None = 
     return path
 
 
+def _silence_transformers() -> None:
+    """Our own progress display replaces transformers' tqdm bars and advisory warnings."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def load_tokenizer(model: str | os.PathLike[str] | None = None, progress: Progress | None = None):
     from transformers import AutoTokenizer
+
+    _silence_transformers()
 
     directory = model_dir(model, progress)
     _quiet(progress)("loading the tokenizer")

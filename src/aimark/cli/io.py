@@ -1,0 +1,99 @@
+"""Shared CLI plumbing: input reading, one-line errors, progress display (all on stderr)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+# Human output and progress go to stderr, so stdout stays machine-readable.
+console = Console(stderr=True)
+
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line on stderr and exit (never a traceback)."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def guarded(command: Callable) -> Callable:
+    """Turn aimark's expected errors into a one-line message and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        # KeyFileError, DetectionInputError, TokenizerMismatchError are ValueErrors;
+        # ModelLoadError is a RuntimeError raised only for unusable model files.
+        from aimark.engines.models import ModelLoadError
+
+        expected = (ModelLoadError, OSError, ValueError)
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            console.print("interrupted")
+            raise typer.Exit(130) from None
+        except expected as exc:
+            fail(_one_line(exc))
+
+    return wrapper
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
+def read_text_input(source: str, *, limit: int = MAX_INPUT_BYTES) -> str:
+    """Read a file (or '-' for stdin) as strict UTF-8, with a size cap."""
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read(limit + 1)
+    except FileNotFoundError:
+        fail(f"file not found: {source}")
+    except IsADirectoryError:
+        fail(f"{source} is a directory, not a text file")
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc.strerror}")
+    if len(data) > limit:
+        fail(f"input is larger than {limit // (1024 * 1024)} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(f"input is not valid UTF-8 (invalid byte at offset {exc.start})")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+@contextmanager
+def model_status() -> Iterator[Callable[[str], None]]:
+    """A spinner whose message follows the model loader's stages."""
+    with console.status("loading model") as status:
+        yield lambda message: status.update(message)
+
+
+@contextmanager
+def token_progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("tokens"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(description, total=total)
+        yield lambda count: progress.advance(task, count)

@@ -1,0 +1,90 @@
+"""Shared fixtures: a tiny tokenizer + causal LM built from a config (seconds), and human text."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+CJK_SAMPLES = [
+    "대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.",
+    "日本国民は、正当に選挙された国会における代表者を通じて行動し、われらとわれらの子孫のために。",
+    "中华人民共和国是工人阶级领导的、以工农联盟为基础的人民民主专政的社会主义国家。",
+]
+
+
+def human_english_passages(min_words: int = 60, limit: int = 400) -> list[str]:
+    """Human-written English: docstrings of the standard library (no download)."""
+    import argparse, collections, csv, email, http.client, json, logging, pathlib, subprocess, textwrap, threading, typing, unittest, urllib.request, zipfile  # noqa: E401
+
+    modules = [argparse, collections, csv, email, http.client, json, logging, pathlib, subprocess, textwrap, threading, typing, unittest, urllib.request, zipfile]
+    seen: set[str] = set()
+    passages: list[str] = []
+    for module in modules:
+        for _, obj in inspect.getmembers(module):
+            doc = inspect.getdoc(obj)
+            if not doc or doc in seen:
+                continue
+            seen.add(doc)
+            text = re.sub(r"\s+", " ", doc).strip()
+            if len(text.split()) >= min_words:
+                passages.append(text)
+            if len(passages) >= limit:
+                return passages
+    return passages
+
+
+@pytest.fixture(scope="session")
+def human_passages() -> list[str]:
+    passages = human_english_passages()
+    assert len(passages) >= 100
+    return passages
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, human_passages) -> Path:
+    """A byte-level BPE tokenizer trained on stdlib docs + CJK, and a 2-layer Llama from a config."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = Tokenizer(models.BPE(unk_token=None))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1200,
+        special_tokens=["<pad>", "<eos>", "<bos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(human_passages + CJK_SAMPLES * 5, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>")
+    fast.save_pretrained(directory)
+    torch.manual_seed(1234)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        pad_token_id=fast.pad_token_id,
+        eos_token_id=fast.eos_token_id,
+        bos_token_id=fast.bos_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    # Sharper than a random init so samples are not uniform noise (entropy closer to a real LM).
+    with torch.no_grad():
+        model.lm_head.weight.mul_(8.0)
+    model.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model_dir):
+    from aimark.engines import load_model
+
+    return load_model(str(tiny_model_dir))

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from aimark.detect import DetectionInputError, Detector, TokenizerMismatchError
+from aimark.detect.stats import log_p_value
+from aimark.engines import generate
+from aimark.keys import Keyring, TokenizerBinding, generate_key
+from aimark.schemes import BinomialNull, GammaNull
+
+
+@pytest.fixture(scope="module")
+def marked(tiny):
+    key = generate_key("synthid")
+    outputs = generate(tiny, ["The history of the", "日本国民は"], key=key, max_new_tokens=100, seed=1, chat=False)
+    return key, [o.text for o in outputs]
+
+
+def test_watermarked_text_detected_and_other_key_not(tiny, marked):
+    key, texts = marked
+    other = generate_key("synthid")
+    for text in texts:
+        assert Detector(key, tiny.tokenizer).detect(text).watermarked
+        assert Detector(other, tiny.tokenizer).detect(text).p_value > 1e-3
+
+
+def test_result_fields_and_json_shape(tiny, marked):
+    key, texts = marked
+    result = Detector(key, tiny.tokenizer, alpha=0.01).detect(texts[0])
+    document = result.to_dict(include_tokens=True)
+    assert {"scheme", "key_id", "p_value", "num_scored_tokens", "watermarked", "alpha"} <= set(document)
+    assert document["key_id"] == key.key_id and document["alpha"] == 0.01
+    assert 0 < result.num_scored_tokens <= result.num_tokens
+    assert math.isclose(result.log10_p_value, math.log10(result.p_value), rel_tol=1e-9)
+    scored = [t for t in result.tokens if t.score is not None]
+    assert len(scored) == result.num_scored_tokens
+    assert all(0 <= t.start <= t.end <= len(texts[0]) for t in result.tokens)
+
+
+def test_keyring_reports_matching_key_with_bonferroni(tiny, marked):
+    key, texts = marked
+    ring = Keyring([generate_key("kgw"), key, generate_key("gumbel")])
+    single = Detector(key, tiny.tokenizer).detect(texts[0])
+    result = Detector(ring, tiny.tokenizer).detect(texts[0])
+    assert result.key_id == key.key_id and result.keys_tried == 3
+    assert math.isclose(result.log10_p_value, single.log10_p_value + math.log10(3), rel_tol=1e-9)
+
+
+def test_prompt_is_context_not_scored(tiny, marked):
+    key, texts = marked
+    detector = Detector(key, tiny.tokenizer)
+    prompt = "A prompt that the user wrote by hand. "
+    alone = detector.detect(texts[0])
+    with_prompt = detector.detect(prompt + texts[0], prompt=prompt)
+    assert with_prompt.num_tokens <= alone.num_tokens + 1
+    assert all(t.start >= len(prompt) for t in with_prompt.tokens)
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t"])
+def test_empty_text_is_an_error(tiny, text):
+    with pytest.raises(DetectionInputError, match="empty"):
+        Detector(generate_key("kgw"), tiny.tokenizer).detect(text)
+
+
+def test_text_shorter_than_context_is_an_error(tiny):
+    with pytest.raises(DetectionInputError, match="nothing to score"):
+        Detector(generate_key("synthid"), tiny.tokenizer).detect("Hi")
+
+
+def test_tokenizer_mismatch_is_an_error(tiny):
+    key = generate_key("synthid", tokenizer=TokenizerBinding("other", 10, "0" * 64))
+    with pytest.raises(TokenizerMismatchError):
+        Detector(key, tiny.tokenizer)
+
+
+def test_detect_many_streams_in_order_and_reports_bad_items(tiny, marked):
+    key, texts = marked
+    detector = Detector(key, tiny.tokenizer)
+    items = [texts[0], "", texts[1], "x", texts[0]]
+    results = list(detector.detect_many(items, batch_size=2))
+    assert len(results) == 5
+    assert isinstance(results[1], DetectionInputError) and isinstance(results[3], DetectionInputError)
+    assert results[0].p_value == results[4].p_value == detector.detect(texts[0]).p_value
+
+
+def test_schemes_are_picklable(tiny):
+    for scheme in ("synthid", "kgw", "gumbel"):
+        detector = Detector(generate_key(scheme), tiny.tokenizer)
+        clone = pickle.loads(pickle.dumps(detector.schemes[0]))
+        ids = np.arange(3, 60)
+        np.testing.assert_array_equal(clone.score(ids).values, detector.schemes[0].score(ids).values)
+
+
+def test_exact_tails_match_direct_sums():
+    from scipy import stats
+
+    # Binomial: P(X >= k) summed directly.
+    n, q, k = 40, 0.25, 19
+    direct = sum(stats.binom.pmf(i, n, q) for i in range(k, n + 1))
+    assert math.isclose(math.exp(log_p_value(BinomialNull(1, q), k, n)), direct, rel_tol=1e-9)
+    # Gamma(n, 1) tail = Poisson CDF identity: P(Gamma(n) >= s) = P(Poisson(s) <= n - 1).
+    n, s = 12, 20.5
+    assert math.isclose(math.exp(log_p_value(GammaNull(), s, n)), stats.poisson.cdf(n - 1, s), rel_tol=1e-9)
+    # Far tails stay finite in log space.
+    assert log_p_value(BinomialNull(30, 0.5), 30 * 900, 900) < -5000
