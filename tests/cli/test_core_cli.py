@@ -1,0 +1,105 @@
+"""The CLI end to end on a tiny local model directory (the --model path)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from aimark.cli import app
+
+runner = CliRunner()
+
+
+def run(*args, input=None):
+    result = runner.invoke(app, [str(a) for a in args], input=input)
+    assert "Traceback" not in (result.output or "")
+    return result
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory, tiny_model_dir):
+    path = tmp_path_factory.mktemp("keys") / "key.json"
+    result = run("keygen", "--scheme", "synthid", "--out", path, "--model", tiny_model_dir, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["scheme"] == "synthid"
+    return path
+
+
+@pytest.fixture(scope="module")
+def generated(key_file, tmp_path_factory):
+    prompts = tmp_path_factory.mktemp("prompts") / "prompts.txt"
+    prompts.write_text("The history of the\n日本国民は\n", encoding="utf-8")
+    result = run("generate", "--key", key_file, "--prompt-file", prompts, "--max-new-tokens", 80, "--raw", "--seed", 0, "--json")
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_generate_batch_json(generated, key_file):
+    assert len(generated) == 2
+    key_id = json.loads(key_file.read_text())["key_id"]
+    assert all(g["key_id"] == key_id and g["scheme"] == "synthid" and g["text"] for g in generated)
+
+
+def test_detect_json_from_stdin(generated, key_file):
+    result = run("detect", "-", "--key", key_file, "--json", input=generated[0]["text"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["watermarked"] is True and document["p_value"] < 1e-3 and document["alpha"] == 1e-3
+    assert {"scheme", "key_id", "num_scored_tokens"} <= set(document)
+
+
+def test_control_is_not_detected(key_file, tiny_model_dir):
+    result = run("generate", "--scheme", "none", "--prompt", "The history of the", "--model", tiny_model_dir, "--max-new-tokens", 80, "--raw", "--seed", 5, "--json")
+    assert result.exit_code == 0, result.output
+    text = json.loads(result.stdout)["text"]
+    detected = run("detect", "-", "--key", key_file, "--json", input=text)
+    assert json.loads(detected.stdout)["watermarked"] is False
+
+
+def test_detect_jsonl_streams_in_order_with_errors_in_place(generated, key_file):
+    lines = [json.dumps({"text": generated[0]["text"]}), "not json", json.dumps({"text": ""}), json.dumps({"text": generated[1]["text"]})]
+    result = run("detect", "-", "--key", key_file, "--jsonl", input="\n".join(lines) + "\n")
+    assert result.exit_code == 2
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 4
+    assert rows[0]["watermarked"] and "error" in rows[1] and "error" in rows[2] and rows[3]["watermarked"]
+
+
+@pytest.mark.parametrize(
+    "stdin, extra, message",
+    [
+        ("", [], "empty"),
+        (b"\xff\xfe\x00broken", [], "not valid UTF-8"),
+        ("ok", [], "nothing to score"),
+    ],
+)
+def test_detect_bad_input_is_one_line_error(key_file, stdin, extra, message):
+    result = run("detect", "-", "--key", key_file, *extra, input=stdin)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_detect_bad_key_files(tmp_path, key_file):
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{not json")
+    for path, message in [(tmp_path / "missing.json", "not found"), (corrupt, "not a valid key file")]:
+        result = run("detect", "-", "--key", path, input="some text here")
+        assert result.exit_code == 2 and message in result.output
+
+
+def test_key_for_another_tokenizer_is_refused(tmp_path, tiny_model_dir):
+    key_path = tmp_path / "k.json"
+    result = run("keygen", "--scheme", "kgw", "--out", key_path, "--model", tiny_model_dir)
+    assert result.exit_code == 0
+    document = json.loads(key_path.read_text())
+    document["tokenizer"]["fingerprint"] = "f" * 64
+    key_path.write_text(json.dumps(document))
+    result = run("detect", "-", "--key", key_path, "--model", tiny_model_dir, input="some text that is long enough to score")
+    assert result.exit_code == 2 and "tokenizer" in result.output
+
+
+def test_generate_needs_key_or_control(tiny_model_dir):
+    result = run("generate", "--prompt", "hi", "--model", tiny_model_dir)
+    assert result.exit_code == 2 and "--scheme none" in result.output

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import pytest
+
+from aimark.keys import (
+    KeyFileError,
+    Keyring,
+    check_key_file_permissions,
+    generate_key,
+    key_from_dict,
+    load_key,
+    save_key,
+)
+
+
+@pytest.mark.parametrize("scheme", ["synthid", "kgw", "gumbel"])
+def test_round_trip_and_mode_0600(tmp_path, scheme):
+    key = generate_key(scheme)
+    path = save_key(key, tmp_path / "k.json")
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600" and check_key_file_permissions(path)
+    loaded = load_key(path)
+    assert loaded.key_id == key.key_id and loaded.secret == key.secret and dict(loaded.params) == dict(key.params)
+    assert pickle.loads(pickle.dumps(loaded)).secret == key.secret
+
+
+def test_secret_never_shown(tmp_path):
+    key = generate_key("synthid")
+    secret_hex = key.secret.hex()
+    assert secret_hex not in repr(key)
+    assert secret_hex not in json.dumps(key.public_dict())
+    path = save_key(key, tmp_path / "k.json")
+    document = json.loads(path.read_text())
+    document["key_id"] = "synthid-0000000000000000"
+    path.write_text(json.dumps(document))
+    with pytest.raises(KeyFileError) as info:
+        load_key(path)
+    assert secret_hex not in str(info.value)
+
+
+def test_refuses_to_overwrite(tmp_path):
+    path = save_key(generate_key("kgw"), tmp_path / "k.json")
+    with pytest.raises(KeyFileError, match="already exists"):
+        save_key(generate_key("kgw"), path)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a valid key file"),
+        (b"\xff\xfe", "not a valid key file"),
+        (b"[1, 2", "not a valid key file"),
+        (b"42", "expected a JSON object"),
+        (b'{"hello": 1}', "not a key file"),
+        (b'{"format": "aimark-key/1", "scheme": "rsa", "params": {}}', "unknown watermark scheme"),
+        (b'{"format": "aimark-key/1", "scheme": "kgw", "params": {}, "secret": "zz"}', "no valid secret"),
+    ],
+)
+def test_corrupt_key_files_are_clear_errors(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(KeyFileError, match=message):
+        load_key(path)
+
+
+def test_missing_key_file():
+    with pytest.raises(KeyFileError, match="not found"):
+        load_key("/nonexistent/key.json")
+
+
+def test_invalid_parameters_rejected(tmp_path):
+    key = generate_key("kgw")
+    path = save_key(key, tmp_path / "k.json")
+    document = json.loads(path.read_text())
+    document["params"]["greenlist_ratio"] = 1.5
+    path.write_text(json.dumps(document))
+    with pytest.raises(KeyFileError, match="greenlist_ratio"):
+        load_key(path)
+
+
+def test_transformers_config_dicts_are_keys():
+    synthid = key_from_dict({"ngram_len": 5, "keys": [1, 2, 3], "sampling_table_seed": 0})
+    assert synthid.scheme == "synthid" and synthid.mode == "transformers" and synthid.params["depth"] == 3
+    assert "keys" not in synthid.public_dict()["params"]
+    kgw = key_from_dict({"greenlist_ratio": 0.25, "bias": 2.0, "hashing_key": 7, "seeding_scheme": "selfhash", "context_width": 4})
+    assert kgw.scheme == "kgw" and kgw.params["seeding_scheme"] == "selfhash"
+    assert "hashing_key" not in kgw.public_dict()["params"]
+
+
+def test_keyring_loads_lists_and_rejects_duplicates(tmp_path):
+    a, b = generate_key("kgw"), generate_key("gumbel")
+    path_a = save_key(a, tmp_path / "a.json")
+    ring = Keyring.load([path_a, save_key(b, tmp_path / "b.json")])
+    assert [k.key_id for k in ring] == [a.key_id, b.key_id]
+    with pytest.raises(KeyFileError, match="twice"):
+        Keyring.load([path_a, path_a])
