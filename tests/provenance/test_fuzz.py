@@ -12,7 +12,7 @@ import pytest
 from aimark.provenance import add_provenance, read_aigc, read_c2pa
 from aimark.provenance.errors import ProvenanceError
 
-MUTATIONS_PER_FILE = 70
+MUTATIONS_PER_FILE = 80
 
 
 def _mutate(data: bytes, rng: random.Random) -> bytes:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+import zlib
 
 from aimark.provenance.errors import ProvenanceError
+
+# What zipfile raises on damaged archives (found by the fuzz test: NotImplementedError for a bogus
+# "version needed", struct.error and UnicodeDecodeError for mangled headers, RuntimeError if encrypted).
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError,
+               struct.error, UnicodeDecodeError, RuntimeError, zlib.error)
 
 MAX_PARTS = 10_000
 MAX_PART_BYTES = 64 * 1024 * 1024
@@ -19,8 +26,8 @@ def safe_zip(data: bytes) -> zipfile.ZipFile:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-        raise ProvenanceError("aimark.docx.notZip", f"not a ZIP/OOXML package ({err})") from err
+    except _ZIP_ERRORS as err:
+        raise ProvenanceError("aimark.docx.notZip", f"not a ZIP/OOXML package ({type(err).__name__}: {err})") from err
     if len(entries) > MAX_PARTS:
         raise ProvenanceError("aimark.docx.tooLarge", f"{len(entries)} parts exceed the limit of {MAX_PARTS}")
     total = 0
@@ -42,7 +49,7 @@ def read_part(archive: zipfile.ZipFile, name: str, limit: int = MAX_PART_BYTES) 
     try:
         with archive.open(entry) as stream:
             data = stream.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:
+    except _ZIP_ERRORS as err:
         raise ProvenanceError("aimark.docx.corruptPart", f"cannot read {name}: {err}") from err
     if len(data) > limit:
         raise ProvenanceError("aimark.docx.zipBomb", f"part {name} expands beyond {limit} bytes")
