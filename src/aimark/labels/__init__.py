@@ -1,6 +1,7 @@
 """Visible AI notices: wording per jurisdiction and language, comment syntax per file kind, exact removal."""
 
 from aimark.labels.notices import (
+    ALL_PROFILES,
     DEFAULT_LANGUAGE,
     LANGUAGES,
     NOTICE_TEXT,
@@ -24,6 +25,7 @@ from aimark.labels.visible import (
 )
 
 __all__ = [
+    "ALL_PROFILES",
     "DEFAULT_LANGUAGE", "LANGUAGES", "NOTICE_TEXT", "PROFILES", "WORDING_RULES", "UnknownProfileError",
     "notice_satisfies", "notice_text", "FILE_KINDS", "FileKind", "UnknownFileKindError", "file_kind_for",
     "FoundLabel", "LabelError", "add_label", "add_label_text", "decode_text", "find_labels", "remove_label",
