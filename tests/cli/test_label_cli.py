@@ -80,7 +80,7 @@ def test_sign_then_verify_json(tmp_path, certs) -> None:
     result = _run("verify", str(signed), "--profile", "cn", "--trust", str(certs["trust_anchor"]), "--json")
     assert result.exit_code == 0, result.stdout
     document = json.loads(result.stdout)
-    assert set(document) == {"schema_version", "file", "carrier", "verdict", "input_errors", "profiles", "layers"}
+    assert set(document) == {"schema_version", "file", "carrier", "verdict", "input_errors", "warnings", "profiles", "layers"}
     assert document["verdict"] == "satisfied" and document["carrier"] == "markdown"
     assert set(document["layers"]) == {"notice", "c2pa", "aigc", "watermark"}
     requirement = document["profiles"][0]["requirements"][0]

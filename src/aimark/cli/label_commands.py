@@ -70,6 +70,9 @@ def label(
 ) -> None:
     """Add a visible AI notice, in the file's own comment syntax for source code."""
     content, filename = _read_input(file)
+    if filename and filename.lower().endswith((".docx", ".pdf")):
+        _fail("label works on text and source code; put the notice in the document body, then "
+              "`aimark sign --aigc-producer ...` adds the C2PA manifest and AIGC metadata")
     try:
         kind = file_kind_for(filename, lang_code)
         _write_output(add_label(content, kind, profile, lang, position), output)
@@ -139,6 +142,8 @@ def _print_report(report, console: Console) -> None:
     console.print(f"[bold]{report.filename or '<stdin>'}[/] ({report.carrier})")
     for error in report.input_errors:
         console.print(f"[bold red]input error[/] {error.code}: {error.message}")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/] {warning.code}: {warning.message}")
     for profile in report.profiles:
         table = Table(title=f"{profile.title} — {profile.verdict}", title_justify="left", show_lines=False)
         for column in ("requirement", "status", "clause", "detail"):

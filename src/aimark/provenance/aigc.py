@@ -272,7 +272,6 @@ def _pdf_reader(data: bytes):
         info = reader.metadata
         _ = len(reader.pages)  # fail here, not later, on a broken page tree
     except Exception as err:  # noqa: BLE001 - pypdf raises many types on hostile input; each is "unreadable"
-
         raise AigcError("aimark.pdf.unreadable", f"PDF cannot be parsed ({type(err).__name__}: {err})") from err
     return reader, info
 

@@ -54,7 +54,8 @@ class ProfileResult:
 
 @dataclass(frozen=True)
 class InputError:
-    """The content could not be read as its kind (invalid UTF-8, not a ZIP, broken PDF ...)."""
+    """A coded message: the content could not be read as its kind (invalid UTF-8, not a ZIP, broken PDF ...),
+    or, in `warnings`, something found in it that deserves a look."""
 
     code: str
     message: str
@@ -72,6 +73,8 @@ class VerificationReport:
     profiles: tuple[ProfileResult, ...]
     layers: dict[str, Any] = field(default_factory=dict)
     input_errors: tuple[InputError, ...] = ()
+    # Findings that are not a rule's failure but must not pass silently (hidden characters, non-NFC text).
+    warnings: tuple[InputError, ...] = ()
 
     @property
     def verdict(self) -> str:
@@ -92,6 +95,7 @@ class VerificationReport:
             "carrier": self.carrier,
             "verdict": self.verdict,
             "input_errors": [e.to_dict() for e in self.input_errors],
+            "warnings": [w.to_dict() for w in self.warnings],
             "profiles": [p.to_dict() for p in self.profiles],
             "layers": self.layers,
         }

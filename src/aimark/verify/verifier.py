@@ -300,4 +300,8 @@ def verify(
         ProfileResult(name, PROFILES[name].title, tuple(_judge(r, evidence, PROFILES[name]) for r in PROFILES[name].requirements))
         for name in names
     )
-    return VerificationReport(filename, evidence.carrier, results, _layers(evidence), tuple(evidence.input_errors))
+    warnings = tuple(
+        InputError(s.code, s.explanation) for s in (evidence.c2pa.statuses if evidence.c2pa else ())
+        if s.source == "aimark" and s.kind == "informational" and s.code.startswith("aimark.text.")
+    )
+    return VerificationReport(filename, evidence.carrier, results, _layers(evidence), tuple(evidence.input_errors), warnings)
