@@ -97,6 +97,8 @@ def test_watermark_layer_uses_the_callable(mark, fake_watermark) -> None:
     lambda text: "yes",
     lambda text: {"watermarked": True},
     lambda text: {"watermarked": "yes", "p_value": 0.0, "scheme": "s", "key_id": "k", "num_scored_tokens": 5},
+    lambda text: {"watermarked": True, "p_value": 2.0, "scheme": "s", "key_id": "k", "num_scored_tokens": 5},
+    lambda text: {"watermarked": True, "p_value": 0.1, "scheme": "s", "key_id": "k", "num_scored_tokens": -1},
 ])
 def test_a_broken_watermark_check_is_reported_not_raised(bad_check) -> None:
     report = verify(LONG_TEXT, "a.txt", "eu", watermark_check=bad_check)
@@ -161,3 +163,13 @@ def test_verify_never_raises_on_arbitrary_bytes(content: bytes, filename) -> Non
     report = verify(content, filename, "all")
     assert report.verdict in (VERDICT_SATISFIED, VERDICT_NOT_SATISFIED, VERDICT_ERROR)
     json.dumps(report.to_dict())
+
+
+def test_numpy_scalars_from_a_detector_are_accepted_and_serialisable() -> None:
+    np = pytest.importorskip("numpy")
+    check = lambda text: {"watermarked": np.bool_(True), "p_value": np.float64(1e-9), "scheme": "kgw",  # noqa: E731
+                          "key_id": "k", "num_scored_tokens": np.int64(300), "z_score": 6.1}
+    report = verify(LONG_TEXT, "a.txt", "eu", watermark_check=check)
+    assert _statuses(report)["eu.watermark"] == SATISFIED
+    result = json.loads(json.dumps(report.to_dict()))["layers"]["watermark"]["result"]
+    assert result["num_scored_tokens"] == 300 and result["z_score"] == 6.1

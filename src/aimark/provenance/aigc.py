@@ -30,7 +30,7 @@ LABEL_MEANINGS = {"1": "AI-generated", "2": "possibly AI-generated", "3": "suspe
 _REQUIRED = ("Label", "ContentProducer", "ProduceID")
 # Annex E allowed characters once JSON unescaping has turned `\"` into `"`: printable ASCII but space
 # and backslash. A bare `"` cannot survive JSON parsing, so `"` here always came from `\"`.
-_ALLOWED = re.compile(r'^[\x21-\x5b\x5d-\x7e]*$')
+_ALLOWED = re.compile(r'[\x21-\x5b\x5d-\x7e]*')
 MAX_METADATA_BYTES = 64 * 1024
 
 
@@ -84,8 +84,9 @@ def validate_fields(fields: Any) -> None:
         value = fields.get(name, "")
         if not isinstance(value, str):
             raise AigcError("aigc.notString", f"{name} must be a string, not {type(value).__name__}")
-        if not _ALLOWED.match(value):
-            bad = next(ch for ch in value if not _ALLOWED.match(ch))
+        # fullmatch: `$` would let a trailing newline through (hypothesis found that).
+        if not _ALLOWED.fullmatch(value):
+            bad = next(ch for ch in value if not _ALLOWED.fullmatch(ch))
             raise AigcError("aigc.forbiddenCharacter", f"{name} contains forbidden character U+{ord(bad):04X}")
     missing = [name for name in _REQUIRED if not fields.get(name)]
     if missing:

@@ -6,6 +6,7 @@ AIGC metadata (well-formed? one?), and the watermark (through a caller-supplied 
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -23,7 +24,8 @@ from aimark.verify.report import (
 )
 
 WatermarkCheck = Callable[[str], dict]
-WATERMARK_KEYS = {"watermarked": bool, "p_value": (int, float), "scheme": str, "key_id": str, "num_scored_tokens": int}
+# What a watermark check must return (more keys are allowed and kept).
+WATERMARK_KEYS = ("watermarked", "p_value", "scheme", "key_id", "num_scored_tokens")
 # Code of Practice 1.1.2: very short text (< 200 tokens) is exempt from the watermark measure.
 SHORT_TEXT_TOKENS = 200
 # A notice counts at the start or end (GB 45438-2025 5.1 b): within this many non-blank lines of either end.
@@ -100,17 +102,34 @@ def _find_notices(text: str) -> list[dict[str, Any]]:
     return found
 
 
+def _normalise_watermark_result(result: Any) -> dict[str, Any] | str:
+    """The detector's dict with the required keys as plain Python values (NumPy scalars welcome), or why not.
+
+    Extra keys are kept when they are JSON-ready scalars, so a detector can add its own details.
+    """
+    if not isinstance(result, dict):
+        return f"watermark check returned {type(result).__name__}, not a dict"
+    flag = result.get("watermarked")
+    if type(flag).__name__ not in ("bool", "bool_"):
+        return "watermark check result lacks a boolean 'watermarked'"
+    p_value, tokens = result.get("p_value"), result.get("num_scored_tokens")
+    if not isinstance(p_value, numbers.Real) or isinstance(p_value, bool) or not 0.0 <= float(p_value) <= 1.0:
+        return "watermark check result lacks a 'p_value' between 0 and 1"
+    if not isinstance(tokens, numbers.Integral) or isinstance(tokens, bool) or int(tokens) < 0:
+        return "watermark check result lacks a non-negative integer 'num_scored_tokens'"
+    if not isinstance(result.get("scheme"), str) or not isinstance(result.get("key_id"), str):
+        return "watermark check result lacks string 'scheme' and 'key_id'"
+    extras = {k: v for k, v in result.items() if isinstance(k, str) and isinstance(v, (str, int, float, bool, type(None)))}
+    return {**extras, "watermarked": bool(flag), "p_value": float(p_value), "num_scored_tokens": int(tokens),
+            "scheme": result["scheme"], "key_id": result["key_id"]}
+
+
 def _run_watermark_check(check: WatermarkCheck, text: str) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        result = check(text)
+        result = _normalise_watermark_result(check(text))
     except Exception as err:  # noqa: BLE001 - a detector failure is reported, never a traceback
         return None, f"watermark check failed: {type(err).__name__}: {err}"
-    if not isinstance(result, dict):
-        return None, f"watermark check returned {type(result).__name__}, not a dict"
-    for key, kinds in WATERMARK_KEYS.items():
-        if not isinstance(result.get(key), kinds) or (key == "num_scored_tokens" and isinstance(result.get(key), bool)):
-            return None, f"watermark check result lacks a valid {key!r}"
-    return dict(result), None
+    return (None, result) if isinstance(result, str) else (result, None)
 
 
 def gather_evidence(
