@@ -157,3 +157,13 @@ def test_signing_twice_is_refused(credentials, info) -> None:
     signed = sign_content(b"x\n", "a.txt", credentials, info)
     with pytest.raises(ProvenanceError, match="already"):
         sign_content(signed, "a.txt", credentials, info)
+
+
+def test_unknown_file_kind_is_refused_rather_than_broken(credentials, info) -> None:
+    from aimark.provenance import ProvenanceError
+
+    with pytest.raises(ProvenanceError) as caught:
+        sign_content(b'{"a": 1}', "data.json", credentials, info)
+    assert caught.value.code == "aimark.c2pa.unknownFileKind"
+    signed = sign_content(b"notes\n", "notes.unknownext", credentials, info, lang_code="text")
+    assert "\ufeff".encode() in signed

@@ -59,6 +59,12 @@ def sign_content(
     lang_code: str | None = None,
 ) -> bytes:
     """`content` with a signed C2PA manifest in the carrier its format takes."""
+    if not lang_code and filename and filename != "-" and PurePath(filename).suffix.lower() not in (".pdf", ".docx", ".docm"):
+        try:
+            file_kind_for(filename)
+        except UnknownFileKindError as err:
+            # A wrapper appended to, say, JSON would break its parsers: make the caller choose.
+            raise ProvenanceError("aimark.c2pa.unknownFileKind", f"{err} (--lang-code text appends an A.8 wrapper)") from err
     carrier = detect_carrier(content, filename, lang_code)
     if carrier in _MEDIA_TYPES:
         return sign_container(_MEDIA_TYPES[carrier], content, credentials, info)
