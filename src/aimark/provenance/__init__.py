@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from aimark.labels.syntax import FILE_KINDS, FileKind, UnknownFileKindError, file_kind_for
+from aimark.labels.syntax import FileKind, UnknownFileKindError, file_kind_for
 from aimark.provenance import structured_text
 from aimark.provenance.aigc import AigcError, AigcLabel, read_aigc, write_aigc
 from aimark.provenance.containers import DOCX, PDF, read_container, sign_container
@@ -105,7 +105,7 @@ def add_provenance(
 
 
 __all__ = [
-    "AIGC_CARRIERS", "AigcError", "AigcLabel", "C2paReport", "FILE_KINDS", "GenerationInfo", "ProvenanceError",
+    "AIGC_CARRIERS", "AigcError", "AigcLabel", "C2paReport", "GenerationInfo", "ProvenanceError",
     "SigningCredentials", "StatusCode", "TRAINED_ALGORITHMIC_MEDIA", "add_provenance", "detect_carrier",
     "new_content_id", "read_aigc", "read_c2pa", "sign_content", "write_aigc",
 ]

@@ -61,7 +61,7 @@ class AigcLabel:
     def to_annex_e(self) -> dict[str, dict[str, str]]:
         values = (self.label, self.content_producer, self.produce_id, self.reserved_code1,
                   self.content_propagator, self.propagate_id, self.reserved_code2)
-        return {"AIGC": dict(zip(FIELDS, values))}
+        return {"AIGC": dict(zip(FIELDS, values, strict=True))}
 
     def to_json(self) -> str:
         """The Annex E JSON string (compact: the standard forbids spaces inside values, and we add none)."""

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from aimark.labels import WORDING_RULES, find_labels
 from aimark.provenance import AIGC_CARRIERS, TRAINED_ALGORITHMIC_MEDIA, detect_carrier, read_aigc, read_c2pa
-from aimark.provenance import structured_text, unstructured_text
+from aimark.provenance import structured_text
 from aimark.provenance.aigc import AigcLabel
 from aimark.provenance.errors import ProvenanceError
 from aimark.provenance.validation import C2paReport
