@@ -63,16 +63,24 @@ def _minimal_docx(paragraphs: list[str]) -> bytes:
     return out.getvalue()
 
 
-def _minimal_pdf(lines: list[str]) -> bytes:
-    """A one-page PDF showing `lines` in Helvetica (Latin text only), with a correct xref table."""
-    stream = "BT /F1 12 Tf 50 750 Td 16 TL " + " ".join(f"({line}) '" for line in lines) + " ET"
+def _minimal_pdf(notice: str, lines: list[str]) -> bytes:
+    """A one-page PDF: `notice` in the Adobe-GB1 CJK font STSong-Light (UTF-16 encoded, not embedded, as
+    readers ship it), then Latin `lines` in Helvetica; with a correct xref table."""
+    notice_hex = notice.encode("utf-16-be").hex().upper()
+    latin = " ".join(f"({line}) '" for line in lines)
+    stream = f"BT /F2 12 Tf 50 760 Td <{notice_hex}> Tj ET BT /F1 12 Tf 50 740 Td 16 TL {latin} ET"
     objects = [
         "<< /Type /Catalog /Pages 2 0 R >>",
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R /F2 7 0 R >> >> /Contents 5 0 R >>",
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream",
         "<< /Title (Quarterly brief) /Producer (aimark example) >>",
+        "<< /Type /Font /Subtype /Type0 /BaseFont /STSong-Light /Encoding /UniGB-UTF16-H /DescendantFonts [8 0 R] >>",
+        "<< /Type /Font /Subtype /CIDFontType0 /BaseFont /STSong-Light "
+        "/CIDSystemInfo << /Registry (Adobe) /Ordering (GB1) /Supplement 4 >> /FontDescriptor 9 0 R >>",
+        "<< /Type /FontDescriptor /FontName /STSong-Light /Flags 6 /FontBBox [-25 -254 1000 880] "
+        "/ItalicAngle 0 /Ascent 880 /Descent -120 /CapHeight 880 /StemV 93 >>",
     ]
     out = b"%PDF-1.7\n"
     offsets = []
@@ -112,7 +120,7 @@ def build(new_certs: bool = False) -> dict[str, dict]:
     text_example("hello.py", HELLO_PY, "all", "en", "start")
     docx = _minimal_docx([notice_text("all", "ja"), "四半期の要約：売上は前四半期からわずかに増加しました。"])
     made["summary.docx"] = add_provenance(docx, "summary.docx", credentials, _info("summary.docx"), aigc_producer=PRODUCER)
-    pdf = _minimal_pdf([notice_text("kr", "en"), "Revenue grew slightly over the previous quarter."])
+    pdf = _minimal_pdf(notice_text("all", "zh"), ["Revenue grew slightly over the previous quarter."])
     made["brief.pdf"] = add_provenance(pdf, "brief.pdf", credentials, _info("brief.pdf"), aigc_producer=PRODUCER)
 
     tampered = {
@@ -126,10 +134,7 @@ def build(new_certs: bool = False) -> dict[str, dict]:
         (HERE / name).write_bytes(data)
 
     every = {"kr": "satisfied", "cn": "satisfied", "eu": "satisfied"}
-    expected = {name: {"verdicts": dict(every)} for name in ("report.txt", "notes.md", "hello.py", "summary.docx")}
-    # The PDF's Helvetica text is Latin only, so its notice meets kr and eu but lacks GB 45438's 生成/合成.
-    expected["brief.pdf"] = {"verdicts": {"kr": "satisfied", "cn": "not_satisfied", "eu": "satisfied"},
-                             "failing": {"cn.explicit-label": "violated"}}
+    expected = {name: {"verdicts": dict(every)} for name in made}
     hash_code = {"docx": "assertion.collectionHash.mismatch"}
     for name in tampered:
         suffix = name.rsplit(".", 1)[1]
