@@ -139,3 +139,17 @@ def test_verify_key_wires_the_detector(tmp_path, monkeypatch) -> None:
     result = _run("verify", str(path), "--profile", "eu", "--key", str(key), "--json")
     assert calls == [str(key)] and result.exit_code == 0, result.stdout
     assert json.loads(result.stdout)["layers"]["watermark"]["result"]["key_id"] == "kid"
+
+
+def test_notice_prints_output_and_advance_notices() -> None:
+    assert _run("notice", "--profile", "cn").stdout.strip() == "本内容由人工智能生成。"
+    advance = _run("notice", "--profile", "kr", "--advance", "--lang", "ja")
+    assert advance.exit_code == 0 and "生成AI" in advance.stdout
+    assert _run("notice", "--profile", "kr", "--lang", "fr").exit_code == 2
+
+
+def test_label_refuses_a_signed_file(tmp_path, certs) -> None:
+    signed = tmp_path / "signed.md"
+    signed.write_bytes(_signed_markdown(tmp_path, certs))
+    result = _run("label", str(signed), "--profile", "eu")
+    assert result.exit_code == 2 and "label first, then sign" in result.stderr

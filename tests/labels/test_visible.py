@@ -181,3 +181,10 @@ def test_labelling_twice_is_refused() -> None:
 def test_invalid_utf8_is_refused_with_a_reason(content: bytes) -> None:
     with pytest.raises(LabelError, match="UTF"):
         add_label(content, file_kind_for("a.txt"), "kr")
+
+
+def test_advance_notices_state_generative_ai() -> None:
+    from aimark.labels import ADVANCE_NOTICE_TEXT
+
+    assert set(ADVANCE_NOTICE_TEXT) == set(LANGUAGES)
+    assert all(notice_satisfies(text, "kr") for text in ADVANCE_NOTICE_TEXT.values())

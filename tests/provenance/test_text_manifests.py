@@ -112,9 +112,15 @@ def test_code_edit_is_tampering(pki, credentials, info) -> None:
     assert "assertion.dataHash.mismatch" in _codes(report) and not report.valid
 
 
-def test_encypher_verifies_aimark_source_code(pki, credentials, info) -> None:
-    signed = sign_content(PYTHON, "a.py", credentials, info)
-    result = _encypher(signed, "text/x-python", pki.trust_anchor_pem)
+@pytest.mark.parametrize("filename, original, media_type", [
+    ("a.py", PYTHON, "text/x-python"),
+    ("a.js", b"console.log('hi');\n", "application/javascript"),
+    ("a.yaml", b"key: value\n", "application/yaml"),
+    ("a.css", b"p { color: red; }\n", "text/css"),
+])
+def test_encypher_verifies_aimark_source_code(pki, credentials, info, filename, original, media_type) -> None:
+    signed = sign_content(original, filename, credentials, info)
+    result = _encypher(signed, media_type, pki.trust_anchor_pem)
     assert (result["signature"], result["hard_binding"], result["validation_results"]["failure"]) == ("valid", "match", [])
 
 

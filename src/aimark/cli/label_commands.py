@@ -17,10 +17,11 @@ from rich.table import Table
 
 from aimark.cli.app import app
 from aimark.labels import (
-    LabelError, UnknownFileKindError, UnknownProfileError, add_label, file_kind_for,
+    ADVANCE_NOTICE_TEXT, LabelError, notice_text, UnknownFileKindError, UnknownProfileError, add_label, file_kind_for,
     remove_label,
 )
 from aimark.provenance import GenerationInfo, ProvenanceError, SigningCredentials, add_provenance, new_content_id
+from aimark.provenance import structured_text, unstructured_text
 from aimark.verify import PROFILES, VERDICT_ERROR, VERDICT_SATISFIED, verify
 
 EXIT_OK, EXIT_NOT_SATISFIED, EXIT_ERROR = 0, 1, 2
@@ -73,10 +74,37 @@ def label(
     if filename and filename.lower().endswith((".docx", ".pdf")):
         _fail("label works on text and source code; put the notice in the document body, then "
               "`aimark sign --aigc-producer ...` adds the C2PA manifest and AIGC metadata")
+    _refuse_signed(content)
     try:
         kind = file_kind_for(filename, lang_code)
         _write_output(add_label(content, kind, profile, lang, position), output)
     except (LabelError, UnknownFileKindError, UnknownProfileError) as err:
+        _fail(str(err))
+
+
+def _refuse_signed(content: bytes) -> None:
+    """A label added after signing would break the C2PA hard binding (and sit after an A.8 wrapper)."""
+    text = content.decode("utf-8", "replace")
+    if structured_text.BEGIN in text or unstructured_text.scan(text) != unstructured_text.WrapperScan():
+        _fail("this file already carries a C2PA manifest; label first, then sign (labelling now would invalidate it)")
+
+
+@app.command()
+def notice(
+    profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu or all."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="ko, ja, zh or en."),
+    advance: bool = typer.Option(False, "--advance", help="The advance notice for the service (AI Basic Act Art. 31(1))."),
+) -> None:
+    """Print a notice sentence, e.g. for a user interface or terms of service."""
+    try:
+        if advance:
+            language = lang or "ko"
+            if language not in ADVANCE_NOTICE_TEXT:
+                raise UnknownProfileError(f"unknown language {language!r}; choose one of {', '.join(ADVANCE_NOTICE_TEXT)}")
+            typer.echo(ADVANCE_NOTICE_TEXT[language])
+        else:
+            typer.echo(notice_text(profile, lang))
+    except UnknownProfileError as err:
         _fail(str(err))
 
 

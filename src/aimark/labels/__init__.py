@@ -1,6 +1,7 @@
 """Visible AI notices: wording per jurisdiction and language, comment syntax per file kind, exact removal."""
 
 from aimark.labels.notices import (
+    ADVANCE_NOTICE_TEXT,
     ALL_PROFILES,
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -25,6 +26,7 @@ from aimark.labels.visible import (
 )
 
 __all__ = [
+    "ADVANCE_NOTICE_TEXT",
     "ALL_PROFILES",
     "DEFAULT_LANGUAGE", "LANGUAGES", "NOTICE_TEXT", "PROFILES", "WORDING_RULES", "UnknownProfileError",
     "notice_satisfies", "notice_text", "FILE_KINDS", "FileKind", "UnknownFileKindError", "file_kind_for",
