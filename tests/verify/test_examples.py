@@ -34,3 +34,13 @@ def test_every_green_example_has_a_red_twin() -> None:
 
 def test_the_example_key_is_marked_test_only() -> None:
     assert "TEST ONLY" in (EXAMPLES / "certs" / "README.txt").read_text()
+
+
+def test_signed_documents_still_open() -> None:
+    import docx
+    import pypdf
+
+    paragraphs = [p.text for p in docx.Document(str(EXAMPLES / "summary.docx")).paragraphs]
+    assert paragraphs[0].startswith("このコンテンツは生成AI")
+    page_text = pypdf.PdfReader(str(EXAMPLES / "brief.pdf")).pages[0].extract_text()
+    assert page_text.startswith("本内容由生成式人工智能生成。")
