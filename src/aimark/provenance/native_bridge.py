@@ -23,7 +23,14 @@ _BytesOut = ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte))
 
 @lru_cache(maxsize=1)
 def _library() -> ctypes.CDLL:
-    lib = ctypes.CDLL(_c2pa_module._lib._name)
+    try:
+        lib = ctypes.CDLL(_c2pa_module._lib._name)
+        lib.c2pa_builder_sign_data_hashed_embeddable  # noqa: B018 - fail here if the export is gone
+    except (AttributeError, OSError) as err:
+        raise ProvenanceError(
+            "aimark.c2pa.unsupportedBinding",
+            f"this c2pa-python ({c2pa.__version__}) lacks the data-hashed signing aimark needs for text: {err}",
+        ) from err
     lib.c2pa_builder_data_hashed_placeholder.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, _BytesOut]
     lib.c2pa_builder_data_hashed_placeholder.restype = ctypes.c_int64
     lib.c2pa_builder_sign_data_hashed_embeddable.argtypes = [
