@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from aimark.labels import WORDING_RULES, find_labels
+from aimark.labels import WORDING_RULES, find_labels, remove_label_text
 from aimark.provenance import AIGC_CARRIERS, TRAINED_ALGORITHMIC_MEDIA, detect_carrier, read_aigc, read_c2pa
 from aimark.provenance import structured_text
 from aimark.provenance.aigc import AigcLabel
@@ -152,7 +152,9 @@ def gather_evidence(
         except ProvenanceError as err:
             evidence.aigc_error = err
     if watermark_check is not None and evidence.text is not None:
-        evidence.watermark, evidence.watermark_error = _run_watermark_check(watermark_check, evidence.text)
+        # The detector scores the generated text: aimark's own notice lines were not generated with the key.
+        generated = remove_label_text(evidence.text)[0]
+        evidence.watermark, evidence.watermark_error = _run_watermark_check(watermark_check, generated)
     return evidence
 
 
