@@ -1,1 +1,221 @@
-"""label, unlabel, verify."""
+"""label, unlabel, sign, verify: the visible notice, provenance, and the one verifier, from the shell.
+
+Exit codes: 0 done / satisfied, 1 verification not satisfied, 2 error (bad input, bad option, missing tool).
+Private keys are read from files and never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable, NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aimark.cli.app import app
+from aimark.labels import (
+    ADVANCE_NOTICE_TEXT, LabelError, notice_text, UnknownFileKindError, UnknownProfileError, add_label, file_kind_for,
+    remove_label,
+)
+from aimark.provenance import GenerationInfo, ProvenanceError, SigningCredentials, add_provenance, new_content_id
+from aimark.provenance import structured_text, unstructured_text
+from aimark.verify import PROFILES, VERDICT_ERROR, VERDICT_SATISFIED, verify
+
+EXIT_OK, EXIT_NOT_SATISFIED, EXIT_ERROR = 0, 1, 2
+_STATUS_STYLE = {"satisfied": "green", "missing": "yellow", "violated": "bold red", "not_applicable": "dim", "not_checked": "cyan"}
+
+_err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+def _read_input(path: str) -> tuple[bytes, Optional[str]]:
+    """The bytes of FILE, or of standard input for '-' (then there is no file name to go by)."""
+    if path == "-":
+        return sys.stdin.buffer.read(), None
+    try:
+        return Path(path).read_bytes(), path
+    except OSError as err:
+        _fail(f"cannot read {path}: {err.strerror}")
+
+
+def _write_output(data: bytes, output: Optional[Path]) -> None:
+    if output is None or str(output) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        output.write_bytes(data)
+    except OSError as err:
+        _fail(f"cannot write {output}: {err.strerror}")
+
+
+_OUTPUT = typer.Option(None, "--output", "-o", help="Write here instead of standard output.")
+_LANG_CODE = typer.Option(None, "--lang-code", help="File kind (python, js, c, html, markdown ...) instead of the extension.")
+
+
+@app.command()
+def label(
+    file: str = typer.Argument(..., metavar="FILE|-", help="File to label, or - for standard input."),
+    profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu, or all (one notice meeting every profile)."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="Notice language: ko, ja, zh or en (default: the profile's)."),
+    position: str = typer.Option("start", "--position", help="start or end of the text."),
+    lang_code: Optional[str] = _LANG_CODE,
+    output: Optional[Path] = _OUTPUT,
+) -> None:
+    """Add a visible AI notice, in the file's own comment syntax for source code."""
+    content, filename = _read_input(file)
+    if filename and filename.lower().endswith((".docx", ".pdf")):
+        _fail("label works on text and source code; put the notice in the document body, then "
+              "`aimark sign --aigc-producer ...` adds the C2PA manifest and AIGC metadata")
+    _refuse_signed(content)
+    try:
+        kind = file_kind_for(filename, lang_code)
+        _write_output(add_label(content, kind, profile, lang, position), output)
+    except (LabelError, UnknownFileKindError, UnknownProfileError) as err:
+        _fail(str(err))
+
+
+def _refuse_signed(content: bytes) -> None:
+    """A label added after signing would break the C2PA hard binding (and sit after an A.8 wrapper)."""
+    text = content.decode("utf-8", "replace")
+    if structured_text.BEGIN in text or unstructured_text.scan(text) != unstructured_text.WrapperScan():
+        _fail("this file already carries a C2PA manifest; label first, then sign (labelling now would invalidate it)")
+
+
+@app.command()
+def notice(
+    profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu or all."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="ko, ja, zh or en."),
+    advance: bool = typer.Option(False, "--advance", help="The advance notice for the service (AI Basic Act Art. 31(1))."),
+) -> None:
+    """Print a notice sentence, e.g. for a user interface or terms of service."""
+    try:
+        if advance:
+            language = lang or "ko"
+            if language not in ADVANCE_NOTICE_TEXT:
+                raise UnknownProfileError(f"unknown language {language!r}; choose one of {', '.join(ADVANCE_NOTICE_TEXT)}")
+            typer.echo(ADVANCE_NOTICE_TEXT[language])
+        else:
+            typer.echo(notice_text(profile, lang))
+    except UnknownProfileError as err:
+        _fail(str(err))
+
+
+@app.command()
+def unlabel(
+    file: str = typer.Argument(..., metavar="FILE|-", help="File to unlabel, or - for standard input."),
+    lang_code: Optional[str] = _LANG_CODE,
+    output: Optional[Path] = _OUTPUT,
+) -> None:
+    """Remove exactly what `aimark label` added (the file returns byte for byte)."""
+    content, filename = _read_input(file)
+    try:
+        kind = file_kind_for(filename, lang_code) if (filename or lang_code) else None
+        restored, removed = remove_label(content, kind)
+    except (LabelError, UnknownFileKindError) as err:
+        _fail(str(err))
+    if not removed:
+        _err.print("note: no aimark label found; output is the input unchanged")
+    _write_output(restored, output)
+
+
+@app.command()
+def sign(
+    file: str = typer.Argument(..., metavar="FILE|-", help="File to sign, or - for standard input."),
+    cert: Path = typer.Option(..., "--cert", help="PEM certificate chain, signer first."),
+    private_key: Path = typer.Option(..., "--private-key", help="PEM private key of the signer (never printed)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model that generated the content."),
+    watermark_scheme: Optional[str] = typer.Option(None, "--watermark-scheme", help="Watermark scheme, if any."),
+    watermark_key_id: Optional[str] = typer.Option(None, "--watermark-key-id", help="Watermark key id (not the key)."),
+    content_id: Optional[str] = typer.Option(None, "--content-id", help="Content id (default: a new one)."),
+    aigc_producer: Optional[str] = typer.Option(None, "--aigc-producer", help="Write GB 45438 AIGC metadata (md/docx/pdf) with this ContentProducer."),
+    aigc_label: str = typer.Option("1", "--aigc-label", help="AIGC Label: 1 generated, 2 possibly, 3 suspected."),
+    tsa_url: Optional[str] = typer.Option(None, "--tsa-url", help="RFC 3161 timestamp authority URL."),
+    lang_code: Optional[str] = _LANG_CODE,
+    output: Optional[Path] = _OUTPUT,
+) -> None:
+    """Embed a signed C2PA manifest (and, with --aigc-producer, GB 45438 AIGC metadata)."""
+    content, filename = _read_input(file)
+    info = GenerationInfo(model_name=model, watermark_scheme=watermark_scheme, watermark_key_id=watermark_key_id,
+                          content_id=content_id or new_content_id())
+    try:
+        credentials = SigningCredentials.from_files(cert, private_key, tsa_url)
+        signed = add_provenance(content, filename, credentials, info, aigc_producer=aigc_producer,
+                                aigc_label=aigc_label, lang_code=lang_code)
+    except (ProvenanceError, UnknownFileKindError) as err:
+        _fail(str(err))
+    _write_output(signed, output)
+    _err.print(f"content id: {info.content_id}")
+
+
+def _load_watermark_check(key: Path) -> Callable[[str], dict]:
+    try:
+        from aimark.detect import watermark_check_from_keyfile  # the engine's detector, imported only when asked for
+    except ImportError as err:
+        _fail(f"--key needs the watermark detector (aimark.detect.watermark_check_from_keyfile), which is not available: {err}")
+    try:
+        return watermark_check_from_keyfile(str(key))
+    except Exception as err:  # noqa: BLE001 - report the key problem in one line; the message never holds the secret
+        _fail(f"cannot load watermark key {key}: {type(err).__name__}")
+
+
+def _print_report(report, console: Console) -> None:
+    console.print(f"[bold]{report.filename or '<stdin>'}[/] ({report.carrier})")
+    for error in report.input_errors:
+        console.print(f"[bold red]input error[/] {error.code}: {error.message}")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/] {warning.code}: {warning.message}")
+    for profile in report.profiles:
+        table = Table(title=f"{profile.title} — {profile.verdict}", title_justify="left", show_lines=False)
+        for column in ("requirement", "status", "clause", "detail"):
+            table.add_column(column, overflow="fold")
+        for requirement in profile.requirements:
+            style = _STATUS_STYLE.get(requirement.status, "")
+            marker = "" if requirement.mandatory else " (optional)"
+            table.add_row(requirement.description + marker, f"[{style}]{requirement.status}[/]", requirement.clause, requirement.detail)
+        console.print(table)
+        # Reasons in full, unwrapped, so they can be read (and grepped) whatever the terminal width.
+        for requirement in profile.requirements:
+            if requirement.fails_verdict:
+                console.print(f"  {requirement.status} {requirement.id}: {requirement.detail}", soft_wrap=True, markup=False)
+    colour = {"satisfied": "green", "not_satisfied": "red"}.get(report.verdict, "bold red")
+    console.print(f"verdict: [{colour}]{report.verdict}[/]")
+
+
+@app.command(name="verify")
+def verify_command(
+    file: str = typer.Argument(..., metavar="FILE|-", help="File to verify, or - for standard input."),
+    profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu or all."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Watermark key file: also check the watermark layer."),
+    trust: Optional[Path] = typer.Option(None, "--trust", help="PEM trust anchors the C2PA signer must chain to."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (schema: docs/labels.md)."),
+) -> None:
+    """Check every layer against a jurisdiction's rules. Exit 0 satisfied, 1 not satisfied, 2 error."""
+    if profile != "all" and profile not in PROFILES:
+        _fail(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)} or all")
+    content, filename = _read_input(file)
+    anchors = None
+    if trust is not None:
+        try:
+            anchors = trust.read_bytes()
+        except OSError as err:
+            _fail(f"cannot read trust anchors {trust}: {err.strerror}")
+        if b"-----BEGIN CERTIFICATE-----" not in anchors:
+            _fail(f"{trust} holds no PEM certificate")
+    watermark_check = _load_watermark_check(key) if key is not None else None
+    report = verify(content, filename, profile, trust_anchors=anchors, watermark_check=watermark_check)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_report(report, Console(highlight=False, soft_wrap=False))
+    if report.verdict == VERDICT_ERROR:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_OK if report.verdict == VERDICT_SATISFIED else EXIT_NOT_SATISFIED)
+

@@ -1,0 +1,195 @@
+"""Add, find and remove the visible AI notice, exactly.
+
+A label is one line: the profile's notice sentence, in the file's own comment syntax (or as visible
+text in prose), followed by a marker `aimark:label profile=P lang=L at=start|end`. Removal only takes
+a line that is byte-for-byte what `add_label` would write for the marker it carries, together with the
+line breaks `add_label` added, so `remove_label(add_label(x)) == x` for every UTF-8 input and no user
+line is ever taken.
+
+Positions follow GB 45438-2025 5.1 b / Labelling Measures Art. 4(1) (start or end of the text); a
+notice at the start goes after lines that must stay first (shebang, PEP 263 encoding line, XML
+declaration, `<?php`, doctype, Markdown front matter).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aimark.labels.notices import check_profile_and_language, notice_text
+from aimark.labels.syntax import FILE_KINDS, FileKind
+
+MARKER_TOKEN = "aimark:label"
+_MARKER = re.compile(r"aimark:label profile=(?P<profile>[a-z]+) lang=(?P<lang>[a-z]+) at=(?P<at>start|end)")
+_LINE = re.compile(r"[^\r\n]*(\r\n|\r|\n|$)")
+_BOM = "\ufeff"
+POSITIONS = ("start", "end")
+
+
+class LabelError(ValueError):
+    """The content cannot be labelled or unlabelled as asked (message says why)."""
+
+
+@dataclass(frozen=True)
+class FoundLabel:
+    """A label line aimark wrote: where it is (character offsets, line break excluded) and what it says."""
+
+    start: int
+    end: int
+    profile: str
+    lang: str
+    at: str
+    kind: str
+    text: str
+
+
+def render_label_line(kind: FileKind, profile: str, lang: str, at: str) -> str:
+    """The exact line `add_label` writes (without its line break)."""
+    marker = f"{MARKER_TOKEN} profile={profile} lang={lang} at={at}"
+    notice = notice_text(profile, lang)
+    if kind.name == "markdown":
+        return f"{notice} <!-- {marker} -->"
+    return f"{kind.prefix}{notice} [{marker}]{kind.suffix}"
+
+
+def decode_text(content: bytes) -> str:
+    """UTF-8 text of `content`, refusing what a notice could not be inserted into safely."""
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LabelError("content is UTF-16 (byte order mark found); only UTF-8 text can be labelled")
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise LabelError(f"content is not valid UTF-8 (byte {err.start}); refusing to label it") from err
+
+
+def _line_spans(text: str) -> list[tuple[int, int, int]]:
+    """(start, end-of-content, end-including-break) for each line; a final empty line is dropped."""
+    spans = []
+    for match in _LINE.finditer(text):
+        if match.start() == len(text):
+            break
+        spans.append((match.start(), match.start(1), match.end()))
+    return spans
+
+
+def _detect_newline(text: str) -> str:
+    match = re.search(r"\r\n|\r|\n", text)
+    return match.group(0) if match else "\n"
+
+
+def _preamble_end(text: str, kind: FileKind) -> int:
+    """Offset after the lines that must stay first in this kind of file."""
+    spans = _line_spans(text)
+    if kind.name == "markdown" and spans and text[spans[0][0] : spans[0][1]] == "---":
+        # YAML front matter: through the closing '---' or '...' line.
+        for start, content_end, end in spans[1:]:
+            if text[start:content_end] in ("---", "..."):
+                return end
+        return 0
+    consumed = 0
+    for start, content_end, end in spans[:2]:
+        if start != consumed or not any(p.search(text[start:content_end]) for p in kind.preamble):
+            break
+        consumed = end
+    return consumed
+
+
+def find_labels(text: str, kind: FileKind | None = None) -> list[FoundLabel]:
+    """Every line in `text` that is exactly a label aimark writes (any file kind, `kind` tried first)."""
+    kinds = ([kind] if kind else []) + [k for k in FILE_KINDS.values() if k is not kind]
+    found = []
+    for start, content_end, _ in _line_spans(text):
+        if start == 0 and text.startswith(_BOM):
+            start = len(_BOM)  # the byte order mark is not part of the first line's content
+        line = text[start:content_end]
+        if MARKER_TOKEN not in line:
+            continue
+        marker = _MARKER.search(line)
+        if not marker:
+            continue
+        profile, lang, at = marker.group("profile", "lang", "at")
+        try:
+            check_profile_and_language(profile, lang)
+        except ValueError:
+            continue
+        for candidate in kinds:
+            if render_label_line(candidate, profile, lang, at) == line:
+                found.append(FoundLabel(start, content_end, profile, lang, at, candidate.name, line))
+                break
+    return found
+
+
+def add_label_text(text: str, kind: FileKind, profile: str, lang: str | None = None, at: str = "start") -> str:
+    """`text` with one notice line inserted at the start (after the preamble) or at the end."""
+    lang = check_profile_and_language(profile, lang)
+    if at not in POSITIONS:
+        raise LabelError(f"position must be 'start' or 'end', not {at!r}")
+    if find_labels(text, kind):
+        raise LabelError("content already carries an aimark label; run `aimark unlabel` first")
+    bom = _BOM if text.startswith(_BOM) else ""
+    body = text[len(bom) :]
+    line = render_label_line(kind, profile, lang, at)
+    newline = _detect_newline(body)
+    separator = newline if kind.blank_line_separator else ""
+    ends_with_break = body.endswith(("\n", "\r"))
+    if at == "start":
+        offset = _preamble_end(body, kind)
+        if offset == len(body) and body and not ends_with_break:
+            # The preamble is the whole file and has no final line break: the notice becomes a new last line.
+            insertion = newline + line
+        else:
+            insertion = line + newline + separator
+    else:
+        offset = len(body)
+        if not body or ends_with_break:
+            insertion = (separator if body else "") + line + newline
+        else:
+            insertion = newline + separator + line
+    return bom + body[:offset] + insertion + body[offset:]
+
+
+def _break_before(text: str, offset: int) -> str:
+    """The line break that ends just before `offset` ('' if none)."""
+    if text[:offset].endswith("\r\n"):
+        return "\r\n"
+    if offset and text[offset - 1] in "\r\n":
+        return text[offset - 1]
+    return ""
+
+
+def _span_to_remove(text: str, label: FoundLabel) -> tuple[int, int]:
+    """The exact characters `add_label_text` inserted for this label."""
+    separated = FILE_KINDS[label.kind].blank_line_separator
+    after = re.match(r"\r\n|\r|\n", text[label.end :])
+    line_break = after.group(0) if after else ""
+    if not line_break:
+        # Inserted as break(s) + line at the very end of the text.
+        before = _break_before(text, label.start)
+        count = 2 if separated and label.at == "end" and text[: label.start].endswith(before * 2) else 1
+        return label.start - count * len(before), label.end
+    start, end = label.start, label.end + len(line_break)
+    if separated and label.at == "start" and text[end:].startswith(line_break):
+        end += len(line_break)
+    if separated and label.at == "end" and label.start and text[: label.start].endswith(line_break):
+        start -= len(line_break)
+    return start, end
+
+
+def remove_label_text(text: str, kind: FileKind | None = None) -> tuple[str, list[FoundLabel]]:
+    """`text` without the labels aimark added, and the labels removed (an empty list when none)."""
+    labels = find_labels(text, kind)
+    for label in sorted(labels, key=lambda found: found.start, reverse=True):
+        start, end = _span_to_remove(text, label)
+        text = text[:start] + text[end:]
+    return text, labels
+
+
+def add_label(content: bytes, kind: FileKind, profile: str, lang: str | None = None, at: str = "start") -> bytes:
+    """Bytes variant of `add_label_text` (UTF-8 in, UTF-8 out)."""
+    return add_label_text(decode_text(content), kind, profile, lang, at).encode("utf-8")
+
+
+def remove_label(content: bytes, kind: FileKind | None = None) -> tuple[bytes, list[FoundLabel]]:
+    """Bytes variant of `remove_label_text`."""
+    text, labels = remove_label_text(decode_text(content), kind)
+    return text.encode("utf-8"), labels

@@ -1,0 +1,156 @@
+"""Reading a manifest with c2pa-rs and turning its validation results into one report type."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import c2pa
+
+from aimark.provenance.manifest import summarise_manifest
+
+SUCCESS, FAILURE, INFORMATIONAL = "success", "failure", "informational"
+
+
+@dataclass(frozen=True)
+class StatusCode:
+    """One validation status: a C2PA code (or an `aimark.*` code), its kind, and who reported it."""
+
+    code: str
+    kind: str
+    explanation: str = ""
+    source: str = "c2pa-rs"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "kind": self.kind, "explanation": self.explanation, "source": self.source}
+
+
+@dataclass(frozen=True)
+class C2paReport:
+    """What a C2PA reader found in one piece of content.
+
+    `present`: a manifest (or a damaged wrapper) was found. `signature_valid`, `bound` (hard binding
+    matches this exact content) and `trusted` (the signer chains to a supplied trust anchor) are the
+    three things a verifier needs; `statuses` lists every code behind them.
+    """
+
+    carrier: str | None
+    present: bool
+    signature_valid: bool = False
+    bound: bool = False
+    trusted: bool = False
+    statuses: tuple[StatusCode, ...] = ()
+    manifest: dict[str, Any] | None = None
+    manifest_store: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def failures(self) -> tuple[StatusCode, ...]:
+        return tuple(s for s in self.statuses if s.kind == FAILURE)
+
+    @property
+    def valid(self) -> bool:
+        return self.present and self.signature_valid and self.bound and self.trusted and not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "carrier": self.carrier,
+            "present": self.present,
+            "valid": self.valid,
+            "signature_valid": self.signature_valid,
+            "bound": self.bound,
+            "trusted": self.trusted,
+            "statuses": [s.to_dict() for s in self.statuses],
+            "manifest": self.manifest,
+        }
+
+
+def absent(carrier: str | None, *statuses: StatusCode) -> C2paReport:
+    """No usable manifest; `statuses` say why (a failure status means a damaged one was found)."""
+    return C2paReport(carrier=carrier, present=any(s.kind == FAILURE for s in statuses), statuses=statuses)
+
+
+def _context(trust_anchors: bytes | None) -> c2pa.Context:
+    settings: dict[str, Any] = {"verify": {"verify_trust": True}}
+    if trust_anchors:
+        settings["trust"] = {"trust_anchors": trust_anchors.decode("utf-8", "replace")}
+    return c2pa.Context(c2pa.Settings.from_dict(settings))
+
+
+def _statuses_from(results: dict[str, Any], drop_prefixes: tuple[str, ...]) -> list[StatusCode]:
+    statuses = []
+    for kind in (SUCCESS, INFORMATIONAL, FAILURE):
+        for entry in results.get(kind) or []:
+            code = entry.get("code", "")
+            if code.startswith(drop_prefixes):
+                continue
+            statuses.append(StatusCode(code, kind, entry.get("explanation", "")))
+    return statuses
+
+
+def read_with_c2pa(
+    media_type: str,
+    asset: bytes,
+    *,
+    carrier: str,
+    trust_anchors: bytes | None,
+    manifest_store: bytes | None = None,
+    check_binding: Callable[[dict[str, Any] | None], StatusCode] | None = None,
+) -> C2paReport:
+    """Validate with c2pa-rs: an asset with an embedded manifest, or a detached store plus the asset.
+
+    For text carriers c2pa-rs has no asset handler, so its data-hash codes do not apply (it cannot
+    locate a wrapper inside text, and A.8 hashes the NFC text); the caller passes its own `binding`
+    check: given the signed `c2pa.hash.data` assertion (or None), it returns the binding status computed
+    per C2PA 2.4 A.8/A.9, which replaces c2pa-rs's data-hash codes.
+    """
+    try:
+        with _context(trust_anchors) as context:
+            reader = c2pa.Reader(media_type, io.BytesIO(asset), manifest_store, context=context)
+            with reader:
+                store_json = json.loads(reader.json())
+                detailed = json.loads(reader.detailed_json()) if check_binding else {}
+    except c2pa.C2paError as err:
+        if isinstance(err, c2pa.C2paError.ManifestNotFound):
+            return absent(carrier)
+        return absent(carrier, StatusCode("manifest.inaccessible", FAILURE, _one_line(err), "c2pa-rs"))
+    active_label = store_json.get("active_manifest")
+    active = (store_json.get("manifests") or {}).get(active_label) if active_label else None
+    if active is None:
+        return absent(carrier, StatusCode("claim.missing", FAILURE, "manifest store has no active manifest"))
+    results = (store_json.get("validation_results") or {}).get("activeManifest") or {}
+    statuses = _statuses_from(results, ("assertion.dataHash.",) if check_binding else ())
+    if check_binding:
+        store = ((detailed.get("manifests") or {}).get(active_label) or {}).get("assertion_store") or {}
+        statuses.append(check_binding(store.get("c2pa.hash.data")))
+    codes = {(s.code, s.kind) for s in statuses}
+    failed_codes = {s.code for s in statuses if s.kind == FAILURE}
+    signature_valid = ("claimSignature.validated", SUCCESS) in codes and not any(
+        c.startswith(("claimSignature.", "signingCredential.invalid", "signingCredential.revoked")) for c in failed_codes
+    )
+    bound = any(c in codes for c in _BINDING_MATCHES) and not any(c.endswith("Hash.mismatch") for c in failed_codes)
+    trusted = ("signingCredential.trusted", SUCCESS) in codes
+    return C2paReport(
+        carrier=carrier,
+        present=True,
+        signature_valid=signature_valid,
+        bound=bound,
+        trusted=trusted,
+        statuses=tuple(statuses),
+        manifest=summarise_manifest(active),
+        manifest_store=manifest_store,
+    )
+
+
+_BINDING_MATCHES = {
+    ("assertion.dataHash.match", SUCCESS),
+    ("assertion.collectionHash.match", SUCCESS),
+    ("assertion.bmffHash.match", SUCCESS),
+    ("assertion.boxesHash.match", SUCCESS),
+}
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
