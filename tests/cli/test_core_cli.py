@@ -31,7 +31,7 @@ def key_file(tmp_path_factory, tiny_model_dir):
 def generated(key_file, tmp_path_factory):
     prompts = tmp_path_factory.mktemp("prompts") / "prompts.txt"
     prompts.write_text("The history of the\n日本国民は\n", encoding="utf-8")
-    result = run("generate", "--key", key_file, "--prompt-file", prompts, "--max-new-tokens", 80, "--raw", "--seed", 0, "--json")
+    result = run("generate", "--key", key_file, "--prompt-file", prompts, "--max-new-tokens", 120, "--raw", "--seed", 0, "--json")
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -103,3 +103,13 @@ def test_key_for_another_tokenizer_is_refused(tmp_path, tiny_model_dir):
 def test_generate_needs_key_or_control(tiny_model_dir):
     result = run("generate", "--prompt", "hi", "--model", tiny_model_dir)
     assert result.exit_code == 2 and "--scheme none" in result.output
+
+
+def test_verify_with_key_runs_the_real_detector(generated, key_file, tmp_path):
+    text_file = tmp_path / "out.txt"
+    text_file.write_text(generated[0]["text"], encoding="utf-8")
+    result = run("verify", text_file, "--profile", "eu", "--key", key_file, "--json")
+    assert result.exit_code in (0, 1), result.output
+    layer = json.loads(result.stdout)["layers"]["watermark"]
+    assert layer["result"]["key_id"] == json.loads(key_file.read_text())["key_id"]
+    assert layer["result"]["watermarked"] is True

@@ -61,7 +61,7 @@ def test_repetitive_text_does_not_produce_false_positives(tiny):
 
 
 def test_empirical_fpr_at_001_within_binomial_bound_on_model_samples(tiny):
-    samples = [g.text for g in generate(tiny, ["The history of the"] * 16 + ["日本国民は"] * 8, key=None, max_new_tokens=80, seed=7, chat=False, batch_size=12)]
+    samples = [g.text for g in generate(tiny, ["The history of the"] * 16 + ["日本国民は"] * 8, key=None, max_new_tokens=80, min_new_tokens=40, seed=7, chat=False, batch_size=12)]
     samples = [s for s in samples if s.strip()]
     values = _p_values(samples, tiny.tokenizer, keys_per_scheme=60)
     for scheme, p in values.items():

@@ -11,12 +11,13 @@ from aimark.detect.stats import log_p_value
 from aimark.engines import generate
 from aimark.keys import Keyring, TokenizerBinding, generate_key
 from aimark.schemes import BinomialNull, GammaNull
+from tests.helpers import fixed_key
 
 
 @pytest.fixture(scope="module")
 def marked(tiny):
-    key = generate_key("synthid")
-    outputs = generate(tiny, ["The history of the", "日本国民は"], key=key, max_new_tokens=100, seed=1, chat=False)
+    key = fixed_key("synthid")
+    outputs = generate(tiny, ["The history of the", "日本国民は"], key=key, max_new_tokens=100, min_new_tokens=100, seed=1, chat=False)
     return key, [o.text for o in outputs]
 
 

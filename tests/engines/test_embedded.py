@@ -5,13 +5,11 @@ The first run converts the GGUF once into AIMARK_HOME (about a minute); later ru
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from aimark.detect import Detector
 from aimark.engines import EMBEDDED_MODEL, aimark_home, generate, load_model
-from aimark.keys import DEFAULT_PARAMS, WatermarkKey
+from tests.helpers import fixed_key
 
 pytestmark = pytest.mark.embedded
 
@@ -22,14 +20,6 @@ PROMPTS = {
     "en": "Write a short essay about how bicycles changed city life.",
     "code": "Write a Python function that returns the n-th Fibonacci number, with a docstring.",
 }
-
-
-def fixed_key(scheme: str) -> WatermarkKey:
-    # A fixed secret keeps the integration run reproducible (with the sampling seed).
-    secret = hashlib.sha256(f"aimark-integration-{scheme}".encode()).digest()
-    from aimark.keys import _key_id_for
-
-    return WatermarkKey(_key_id_for(secret, scheme), scheme, DEFAULT_PARAMS[scheme], secret)
 
 
 @pytest.fixture(scope="module")

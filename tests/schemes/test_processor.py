@@ -10,6 +10,7 @@ from scipy import stats
 from aimark.keys import generate_key
 from aimark.schemes import scheme_for_key
 from aimark.schemes.processor import WatermarkLogitsProcessor
+from tests.helpers import fixed_key
 
 PROBS = np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
 
@@ -84,7 +85,7 @@ def test_batched_generation_with_left_padding_and_eos(tiny):
     from aimark.detect import Detector
     from aimark.engines import generate
 
-    key = generate_key("synthid")
+    key = fixed_key("synthid")
     prompts = ["A", "The history of the standard library and its modules", "日本国民は"]
     batched = generate(tiny, prompts, key=key, max_new_tokens=60, seed=0, chat=False, batch_size=3)
     assert len(batched) == 3 and all(g.key_id == key.key_id for g in batched)

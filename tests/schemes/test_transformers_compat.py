@@ -112,7 +112,7 @@ def test_text_watermarked_by_transformers_kgw_is_detected(tiny, seeding):
 
 def test_aimark_kgw_transformers_mode_is_detected_by_transformers(tiny):
     config = {"greenlist_ratio": 0.25, "bias": 2.5, "hashing_key": 15485863, "seeding_scheme": "lefthash", "context_width": 1}
-    outputs = generate(tiny, PROMPTS, key=key_from_dict(config), max_new_tokens=120, seed=0, chat=False)
+    outputs = generate(tiny, PROMPTS, key=key_from_dict(config), max_new_tokens=120, min_new_tokens=120, seed=0, chat=False)
     hf_detector = WatermarkDetector(model_config=tiny.model.config, device="cpu", watermarking_config=WatermarkingConfig(**config), ignore_repeated_ngrams=True)
     ids = [tiny.tokenizer(o.text, add_special_tokens=False)["input_ids"] for o in outputs]
     for row in ids:
@@ -121,7 +121,7 @@ def test_aimark_kgw_transformers_mode_is_detected_by_transformers(tiny):
 
 
 def test_aimark_synthid_transformers_mode_has_high_mean_g_value_under_transformers(tiny):
-    outputs = generate(tiny, PROMPTS, key=key_from_dict(SYNTHID_CONFIG), max_new_tokens=120, seed=0, chat=False)
+    outputs = generate(tiny, PROMPTS, key=key_from_dict(SYNTHID_CONFIG), max_new_tokens=120, min_new_tokens=120, seed=0, chat=False)
     processor = _hf_synthid(SYNTHID_CONFIG)
     for output in outputs:
         ids = torch.tensor([tiny.tokenizer(output.text, add_special_tokens=False)["input_ids"]])

@@ -157,12 +157,19 @@ def sign(
 
 def _load_watermark_check(key: Path) -> Callable[[str], dict]:
     try:
-        from aimark.detect import watermark_check_from_keyfile  # the engine's detector, imported only when asked for
+        # the engine's detector (torch, transformers), imported only when asked for
+        from aimark.verify.watermark import watermark_check_from_keyfile
     except ImportError as err:
-        _fail(f"--key needs the watermark detector (aimark.detect.watermark_check_from_keyfile), which is not available: {err}")
+        _fail(f"--key needs the watermark detector (aimark.verify.watermark_check_from_keyfile), which is not available: {err}")
+    from aimark.detect import TokenizerMismatchError
+    from aimark.engines import ModelLoadError
+    from aimark.keys import KeyFileError
+
     try:
         return watermark_check_from_keyfile(str(key))
-    except Exception as err:  # noqa: BLE001 - report the key problem in one line; the message never holds the secret
+    except (KeyFileError, TokenizerMismatchError, ModelLoadError) as err:  # aimark's messages never hold secrets
+        _fail(f"cannot use watermark key {key}: {' '.join(str(err).split())}")
+    except Exception as err:  # noqa: BLE001 - one line; a foreign message could quote the file, so show its type only
         _fail(f"cannot load watermark key {key}: {type(err).__name__}")
 
 
