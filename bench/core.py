@@ -34,7 +34,7 @@ from transformers import (
 
 from aimark.detect import Detector
 from aimark.engines import format_prompt, load_model
-from aimark.engines.generation import _stop_ids
+from aimark.engines.generation import DEFAULT_REPETITION_PENALTY, _stop_ids
 from aimark.keys import generate_key
 from aimark.schemes import scheme_for_key
 from aimark.schemes.processor import WatermarkLogitsProcessor
@@ -82,6 +82,7 @@ def timed_generate(loaded, prompts, processors, sampling, tokens):
             logits_processor=LogitsProcessorList(processors),
             max_new_tokens=tokens,
             min_new_tokens=tokens,
+            repetition_penalty=DEFAULT_REPETITION_PENALTY,
             eos_token_id=_stop_ids(tokenizer, loaded.model.generation_config),
             pad_token_id=tokenizer.pad_token_id,
             **sampling,
@@ -235,7 +236,7 @@ def write_report(args, generation, detection, power, seconds):
         "# Core benchmark",
         "",
         f"Run {now}, {seconds / 60:.1f} min, `python bench/core.py{' --quick' if args.quick else ''}` on {platform.processor() or platform.machine()} "
-        f"({torch.get_num_threads()} torch threads), embedded Gemma 3 270M (float32, CPU), batch {args.batch}, top-k {args.top_k}, temperature 1.0.",
+        f"({torch.get_num_threads()} torch threads), embedded Gemma 3 270M (float32, CPU), batch {args.batch}, top-k {args.top_k}, temperature 1.0, repetition penalty {DEFAULT_REPETITION_PENALTY} (all configurations).",
         "",
         "## Generation",
         "",

@@ -45,22 +45,23 @@ def human_passages() -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, human_passages) -> Path:
-    """A byte-level BPE tokenizer trained on stdlib docs + CJK, and a 2-layer Llama from a config."""
+    """A character-level tokenizer over stdlib docs + CJK, and a 2-layer Llama from a config.
+
+    Character-level, so decode -> encode gives back the sampled ids exactly: a byte-level
+    BPE on a random model samples byte pieces that decode to U+FFFD, which no real text has.
+    """
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     directory = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = Tokenizer(models.BPE(unk_token=None))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=1200,
-        special_tokens=["<pad>", "<eos>", "<bos>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tokenizer.train_from_iterator(human_passages + CJK_SAMPLES * 5, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>")
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    characters = sorted(set("".join(human_passages + CJK_SAMPLES)) | set("\n\t"))
+    vocab = {token: index for index, token in enumerate(specials + characters)}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tokenizer.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>")
     fast.save_pretrained(directory)
     torch.manual_seed(1234)
     config = LlamaConfig(

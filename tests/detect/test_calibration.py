@@ -28,12 +28,22 @@ def _assert_valid(p_values, label: str) -> None:
 
 
 def _p_values(texts, tokenizer, schemes=("synthid", "kgw", "gumbel"), keys_per_scheme=12):
+    """p-values over (text, fresh key) pairs.
+
+    Every pair gets its own key: texts share n-grams, so one key's p-values on
+    different texts are dependent, and pooling them would test that dependence,
+    not the null.
+    """
     out = {}
     for scheme in schemes:
         values = []
         for _ in range(keys_per_scheme):
-            detector = Detector(generate_key(scheme), tokenizer)
-            values.extend(r.p_value for r in detector.detect_many(texts) if not isinstance(r, Exception))
+            for text in texts:
+                detector = Detector(generate_key(scheme), tokenizer)
+                try:
+                    values.append(detector.detect(text, with_tokens=False).p_value)
+                except ValueError:
+                    continue
         out[scheme] = values
     return out
 
@@ -68,3 +78,13 @@ def test_empirical_fpr_at_001_within_binomial_bound_on_model_samples(tiny):
         p = np.asarray(p)
         upper = stats.binom.ppf(1 - 1e-4, len(p), 0.01)
         assert (p <= 0.01).sum() <= upper, scheme
+
+
+def test_the_validity_check_has_teeth_without_dedup(tiny, monkeypatch):
+    # Negative control: with every repeated unit counted again, the same check must fail.
+    import aimark.detect.detector as detector_module
+
+    monkeypatch.setattr(detector_module, "first_occurrences", lambda values: np.ones(len(values), dtype=bool))
+    values = _p_values(["The cat sat on the mat and looked at the door. " * 40], tiny.tokenizer, schemes=("kgw",), keys_per_scheme=300)
+    with pytest.raises(AssertionError):
+        _assert_valid(values["kgw"], "kgw without dedup")

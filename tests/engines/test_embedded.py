@@ -32,7 +32,7 @@ def gemma():
 @pytest.mark.parametrize("scheme", ["synthid", "kgw", "gumbel"])
 def test_200_token_generations_detected_in_every_language(gemma, scheme):
     key = fixed_key(scheme)
-    outputs = generate(gemma, list(PROMPTS.values()), key=key, max_new_tokens=200, seed=11)
+    outputs = generate(gemma, list(PROMPTS.values()), key=key, max_new_tokens=200, min_new_tokens=200, seed=11)
     detector = Detector(key, gemma.tokenizer)
     for language, output in zip(PROMPTS, outputs):
         result = detector.detect(output.text)

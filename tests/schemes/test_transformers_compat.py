@@ -103,7 +103,9 @@ def test_text_watermarked_by_transformers_synthid_is_detected(tiny):
 
 @pytest.mark.parametrize("seeding", ["lefthash", "selfhash"])
 def test_text_watermarked_by_transformers_kgw_is_detected(tiny, seeding):
-    config = {"greenlist_ratio": 0.25, "bias": 2.5, "hashing_key": 15485863, "seeding_scheme": seeding, "context_width": 1}
+    # selfhash over a 1-token window seeds each candidate by itself alone; width 2 is the realistic case.
+    width = 1 if seeding == "lefthash" else 2
+    config = {"greenlist_ratio": 0.25, "bias": 2.5, "hashing_key": 15485863, "seeding_scheme": seeding, "context_width": width}
     texts = _watermarked_by_transformers(tiny, WatermarkingConfig(**config), PROMPTS)
     detector = Detector(key_from_dict(config), tiny.tokenizer)
     for text in texts:

@@ -14,6 +14,13 @@ from aimark.schemes import scheme_for_key
 _GEMMA_TURN = "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
 
 
+# Small models loop; a mild penalty (applied before the watermark, which acts on
+# the final distribution) keeps text readable and gives the watermark more free
+# choices: on the embedded model it took KGW from 35 to 139 distinct scored
+# tokens on an English 200-token answer (same key and sampling seed).
+DEFAULT_REPETITION_PENALTY = 1.15
+
+
 @dataclass(frozen=True)
 class Generation:
     prompt: str
@@ -56,7 +63,7 @@ def generate(
     temperature: float = 1.0,
     top_k: int = 50,
     top_p: float = 1.0,
-    repetition_penalty: float = 1.0,
+    repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
     batch_size: int = 8,
     seed: int | None = None,
     chat: bool = True,

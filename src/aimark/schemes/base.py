@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aimark.keys import WatermarkKey
+from aimark.schemes._prf import sliding_windows
+
 
 @dataclass(frozen=True)
 class BinomialNull:
@@ -62,6 +65,20 @@ class WatermarkScheme(ABC):
     #: (and detection masks it), to avoid repeating the same biased choice.
     masks_repeated_contexts: bool = False
     context_history_size: int = 1024
+
+    def __init__(self, key: WatermarkKey):
+        if key.scheme != self.name:
+            raise ValueError(f"key {key.key_id} is a {key.scheme} key, not a {self.name} key")
+        self.key_id = key.key_id
+        self.mode = key.mode
+        self.context_history_size = int(key.params.get("context_history_size", 1024))
+
+    def _scored_positions(self, token_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(context windows, positions, tokens) for every position with a full context."""
+        ids = np.asarray(token_ids, dtype=np.int64)
+        windows = sliding_windows(ids, self.context_width)
+        positions = np.arange(self.context_width, self.context_width + len(windows))
+        return windows, positions, ids[positions]
 
     @abstractmethod
     def context_keys(self, windows: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from aimark.keys import WatermarkKey
-from aimark.schemes._prf import ContextHasher, pair, sliding_windows, to_unit_interval, unit_ids
+from aimark.schemes._prf import ContextHasher, pair, to_unit_interval, unit_ids
 from aimark.schemes.base import GammaNull, PositionScores, WatermarkScheme
 
 
@@ -25,11 +25,8 @@ class GumbelScheme(WatermarkScheme):
     masks_repeated_contexts = True
 
     def __init__(self, key: WatermarkKey):
-        if key.scheme != "gumbel":
-            raise ValueError(f"key {key.key_id} is a {key.scheme} key, not a gumbel key")
-        self.key_id = key.key_id
+        super().__init__(key)
         self.context_width = int(key.params["context_width"])
-        self.context_history_size = int(key.params.get("context_history_size", 1024))
         self._hasher = ContextHasher(key.secret, b"gumbel-context")
 
     def context_keys(self, windows: np.ndarray) -> np.ndarray:
@@ -52,11 +49,8 @@ class GumbelScheme(WatermarkScheme):
         return out
 
     def score(self, token_ids: np.ndarray) -> PositionScores:
-        ids = np.asarray(token_ids, dtype=np.int64)
-        windows = sliding_windows(ids, self.context_width)
-        positions = np.arange(self.context_width, self.context_width + len(windows))
+        windows, positions, tokens = self._scored_positions(token_ids)
         contexts = self.context_keys(windows)
-        tokens = ids[positions]
         r = self.uniforms(contexts, tokens)
         return PositionScores(positions, unit_ids(contexts, tokens), contexts, -np.log1p(-r))
 

@@ -26,7 +26,7 @@ from collections import OrderedDict
 import numpy as np
 
 from aimark.keys import WatermarkKey
-from aimark.schemes._prf import TWO_POW_64, ContextHasher, derive_seed, pair, sliding_windows, unit_ids
+from aimark.schemes._prf import TWO_POW_64, ContextHasher, derive_seed, pair, unit_ids
 from aimark.schemes.base import BinomialNull, PositionScores, WatermarkScheme
 
 _TRANSFORMERS_TABLE_SIZE = 1_000_003
@@ -93,11 +93,8 @@ class KGWScheme(WatermarkScheme):
     name = "kgw"
 
     def __init__(self, key: WatermarkKey, vocab_size: int | None = None):
-        if key.scheme != "kgw":
-            raise ValueError(f"key {key.key_id} is a {key.scheme} key, not a kgw key")
+        super().__init__(key)
         params = key.params
-        self.key_id = key.key_id
-        self.mode = key.mode
         self.greenlist_ratio = float(params["greenlist_ratio"])
         self.bias = float(params["bias"])
         self.seeding_scheme = str(params["seeding_scheme"])
@@ -170,10 +167,7 @@ class KGWScheme(WatermarkScheme):
 
     # -- detection ------------------------------------------------------------
     def score(self, token_ids: np.ndarray) -> PositionScores:
-        ids = np.asarray(token_ids, dtype=np.int64)
-        windows = sliding_windows(ids, self.context_width)
-        positions = np.arange(self.context_width, self.context_width + len(windows))
-        tokens = ids[positions]
+        windows, positions, tokens = self._scored_positions(token_ids)
         if self.mode == "keyed" or self.seeding_scheme == "selfhash":
             is_green, seeds = self.green(windows, tokens[:, None])
             is_green, seeds = is_green[:, 0], seeds[:, 0]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from aimark.keys import WatermarkKey
-from aimark.schemes._prf import ContextHasher, pair, sliding_windows, unit_ids
+from aimark.schemes._prf import ContextHasher, pair, unit_ids
 from aimark.schemes.base import BinomialNull, PositionScores, WatermarkScheme
 
 # transformers' accumulate_hash: newlib/musl LCG constants.
@@ -51,15 +51,11 @@ class SynthIDScheme(WatermarkScheme):
     masks_repeated_contexts = True
 
     def __init__(self, key: WatermarkKey):
-        if key.scheme != "synthid":
-            raise ValueError(f"key {key.key_id} is a {key.scheme} key, not a synthid key")
+        super().__init__(key)
         params = key.params
-        self.key_id = key.key_id
-        self.mode = key.mode
         self.ngram_len = int(params["ngram_len"])
         self.context_width = self.ngram_len - 1
         self.depth = int(params["depth"])
-        self.context_history_size = int(params.get("context_history_size", 1024))
         if self.mode == "keyed":
             self._hasher = ContextHasher(key.secret, b"synthid-context")
             self._layer_shifts = np.arange(self.depth, dtype=np.uint64)
@@ -103,11 +99,8 @@ class SynthIDScheme(WatermarkScheme):
 
     # -- detection ------------------------------------------------------------
     def score(self, token_ids: np.ndarray) -> PositionScores:
-        ids = np.asarray(token_ids, dtype=np.int64)
-        windows = sliding_windows(ids, self.context_width)
-        positions = np.arange(self.context_width, self.context_width + len(windows))
+        windows, positions, tokens = self._scored_positions(token_ids)
         contexts = self.context_keys(windows)
-        tokens = ids[positions]
         g = self.g_values(contexts, tokens)
         return PositionScores(positions, unit_ids(contexts, tokens), contexts, g.sum(axis=1).astype(np.int64))
 
