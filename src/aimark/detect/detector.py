@@ -103,7 +103,7 @@ class Detector:
     def detect_ids(self, token_ids: Sequence[int], *, scored_from: int = 0) -> DetectionResult:
         return self._detect_ids(np.asarray(token_ids, dtype=np.int64), scored_from=scored_from, offsets=None)
 
-    def detect_many(self, texts: Iterable[str], *, batch_size: int = 64, with_tokens: bool = False) -> Iterator[DetectionResult | Exception]:
+    def detect_many(self, texts: Iterable[str], *, batch_size: int = 64) -> Iterator[DetectionResult | DetectionInputError]:
         """Stream results in input order; memory stays bounded by ``batch_size`` texts.
 
         A text that cannot be scored yields its exception instead of a result,
@@ -112,13 +112,14 @@ class Detector:
         iterator = iter(texts)
         while batch := list(islice(iterator, batch_size)):
             valid = [t for t in batch if isinstance(t, str) and t.strip()]
-            encoded = iter(self.tokenizer(valid, add_special_tokens=False, return_offsets_mapping=with_tokens)["input_ids"]) if valid else iter(())
+            # One tokenizer call per batch: the Rust tokenizer parallelises across texts.
+            encoded = iter(self.tokenizer(valid, add_special_tokens=False)["input_ids"]) if valid else iter(())
             for text in batch:
                 try:
                     _check_text(text)
                     yield self._detect_ids(np.asarray(next(encoded), dtype=np.int64), scored_from=0, offsets=None)
-                except (DetectionInputError, TypeError) as exc:
-                    yield exc if isinstance(exc, DetectionInputError) else DetectionInputError("text must be a string")
+                except DetectionInputError as exc:
+                    yield exc
 
     # -- internals --------------------------------------------------------------
     def _encode(self, text: str) -> list[int]:

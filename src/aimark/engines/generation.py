@@ -104,7 +104,7 @@ def generate(
         else:
             sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p}
         if on_tokens is not None:
-            processors.append(_StepCallback(lambda rows=len(batch): on_tokens(rows), LogitsProcessor))
+            processors.append(_step_reporter(LogitsProcessor, on_tokens, len(batch)))
         with torch.inference_mode():
             output = model.generate(
                 **inputs,
@@ -133,12 +133,13 @@ def generate(
     return results
 
 
-def _StepCallback(callback: Callable[[], None], base):
-    """A no-op logits processor that reports each generation step."""
+def _step_reporter(base: type, on_tokens: Callable[[int], None], rows: int):
+    """A pass-through logits processor that reports each step (``base`` is transformers' LogitsProcessor,
+    passed in because transformers is imported lazily)."""
 
-    class StepCallback(base):
+    class StepReporter(base):
         def __call__(self, input_ids, scores):
-            callback()
+            on_tokens(rows)
             return scores
 
-    return StepCallback()
+    return StepReporter()
