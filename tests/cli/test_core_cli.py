@@ -113,3 +113,30 @@ def test_verify_with_key_runs_the_real_detector(generated, key_file, tmp_path):
     layer = json.loads(result.stdout)["layers"]["watermark"]
     assert layer["result"]["key_id"] == json.loads(key_file.read_text())["key_id"]
     assert layer["result"]["watermarked"] is True
+
+
+def test_generate_label_sign_verify_end_to_end(generated, key_file, tmp_path):
+    """The watermark survives the visible notice and the C2PA text wrapper, and verify finds all three."""
+    from pathlib import Path
+
+    certs = Path(__file__).resolve().parents[2] / "examples" / "certs"
+    key_id = json.loads(key_file.read_text())["key_id"]
+    text_file = tmp_path / "answer.txt"
+    text_file.write_text(generated[0]["text"], encoding="utf-8")
+    labelled, signed = tmp_path / "labelled.txt", tmp_path / "signed.txt"
+    assert run("label", text_file, "--profile", "all", "--lang", "en", "-o", labelled).exit_code == 0
+    result = run("sign", labelled, "--cert", certs / "signer_chain.pem", "--private-key", certs / "signer_key.pem",
+                 "--watermark-scheme", "synthid", "--watermark-key-id", key_id, "-o", signed)
+    assert result.exit_code == 0, result.output
+    result = run("verify", signed, "--profile", "all", "--key", key_file, "--trust", certs / "trust_anchor.pem", "--json")
+    report = json.loads(result.stdout)
+    assert report["layers"]["watermark"]["result"]["watermarked"] is True
+    assert report["layers"]["watermark"]["result"]["key_id"] == key_id
+    assert report["layers"]["c2pa"]["bound"] is True and report["layers"]["c2pa"]["trusted"] is True
+    # One edit to the signed text breaks the C2PA hard binding but not the watermark.
+    tampered = tmp_path / "tampered.txt"
+    tampered.write_text(signed.read_text(encoding="utf-8").replace(" ", "  ", 1), encoding="utf-8")
+    report = json.loads(run("verify", tampered, "--profile", "eu", "--key", key_file, "--trust", certs / "trust_anchor.pem", "--json").stdout)
+    assert report["layers"]["watermark"]["result"]["watermarked"] is True
+    assert report["layers"]["c2pa"]["signature_valid"] is True and report["layers"]["c2pa"]["bound"] is False
+    assert report["verdict"] == "not_satisfied"
