@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aimark.cli.app import app
+from aimark.cli.io import read_trust_anchors
 from aimark.labels import (
     ADVANCE_NOTICE_TEXT, LabelError, notice_text, UnknownFileKindError, UnknownProfileError, add_label, file_kind_for,
     remove_label,
@@ -208,14 +209,7 @@ def verify_command(
     if profile != "all" and profile not in PROFILES:
         _fail(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)} or all")
     content, filename = _read_input(file)
-    anchors = None
-    if trust is not None:
-        try:
-            anchors = trust.read_bytes()
-        except OSError as err:
-            _fail(f"cannot read trust anchors {trust}: {err.strerror}")
-        if b"-----BEGIN CERTIFICATE-----" not in anchors:
-            _fail(f"{trust} holds no PEM certificate")
+    anchors = read_trust_anchors(trust)
     watermark_check = _load_watermark_check(key) if key is not None else None
     report = verify(content, filename, profile, trust_anchors=anchors, watermark_check=watermark_check)
     if as_json:

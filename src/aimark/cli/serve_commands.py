@@ -4,36 +4,28 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-
 from aimark.cli.app import app
+from aimark.cli.io import console, fail, read_trust_anchors
 
-_err = Console(stderr=True, highlight=False)
-EXIT_ERROR = 2
 
 registry_app = typer.Typer(help="The registry of issued outputs: retention and counts.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
-
-
-def _fail(message: str) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    raise typer.Exit(EXIT_ERROR)
 
 
 def _credentials(cert: Optional[Path], private_key: Optional[Path]):
     if cert is None and private_key is None:
         return None
     if cert is None or private_key is None:
-        _fail("--cert and --private-key go together")
+        fail("--cert and --private-key go together")
     from aimark.provenance import ProvenanceError, SigningCredentials
 
     try:
         return SigningCredentials.from_files(cert, private_key)
     except ProvenanceError as err:
-        _fail(str(err))
+        fail(str(err))
 
 
 def _api_key_digests(api_key_file: Optional[Path], no_auth: bool) -> frozenset[bytes]:
@@ -46,7 +38,7 @@ def _api_key_digests(api_key_file: Optional[Path], no_auth: bool) -> frozenset[b
     # No key configured: one is made once and kept in a file only its owner can read; its path is printed, never the key.
     default_file = aimark_home() / "service" / "api-key"
     created = create_api_key_file(default_file)
-    _err.print(f"{'created' if created else 'using'} the API key in {default_file} (pass it as 'Authorization: Bearer <key>')")
+    console.print(f"{'created' if created else 'using'} the API key in {default_file} (pass it as 'Authorization: Bearer <key>')")
     return read_api_keys(default_file)
 
 
@@ -89,12 +81,7 @@ def serve(
     from aimark.service.config import ServiceConfig, ServiceConfigError
 
     credentials = _credentials(cert, private_key)
-    anchors = None
-    if trust is not None:
-        try:
-            anchors = trust.read_bytes()
-        except OSError as err:
-            _fail(f"cannot read trust anchors {trust}: {err.strerror}")
+    anchors = read_trust_anchors(trust)
     labels = tuple(label) or (("notice", "c2pa") if credentials else ("notice",))
     try:
         config = ServiceConfig(
@@ -105,7 +92,7 @@ def serve(
             max_new_tokens=max_new_tokens, alpha=alpha,
         )
     except ServiceConfigError as err:
-        _fail(str(err))
+        fail(str(err))
 
     import uvicorn
 
@@ -113,14 +100,14 @@ def serve(
     from aimark.service.runtime import ServiceRuntime
 
     _install_log_redaction()
-    _err.print("loading the model (the embedded model is converted once, then cached) …")
+    console.print("loading the model (the embedded model is converted once, then cached) …")
     try:
         runtime = ServiceRuntime.start(config)
     except (ModelLoadError, KeyFileError, RegistryError) as err:
-        _fail(" ".join(str(err).split()))
-    _err.print(f"model {runtime.loaded.name}; key {runtime.key.key_id}; labels {', '.join(labels)}; "
+        fail(" ".join(str(err).split()))
+    console.print(f"model {runtime.loaded.name}; key {runtime.key.key_id}; labels {', '.join(labels)}; "
                f"registry {runtime.registry!r}")
-    _err.print(f"verification page: http://{host}:{port}/   API docs: http://{host}:{port}/docs")
+    console.print(f"verification page: http://{host}:{port}/   API docs: http://{host}:{port}/docs")
     try:
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", proxy_headers=proxy_headers,
                     forwarded_allow_ips=forwarded_allow_ips, server_header=False)
@@ -134,7 +121,7 @@ def _open_registry(db_url: Optional[str], retention_days: int):
     try:
         return Registry(db_url, retention_days=retention_days)
     except RegistryError as err:
-        _fail(str(err))
+        fail(str(err))
 
 
 _DB_URL = typer.Option(help="Registry database URL (default: AIMARK_DB_URL, else SQLite under AIMARK_HOME).")
