@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("AIMARK_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 def _missing(what: str) -> None:
