@@ -30,6 +30,8 @@ from pathlib import Path
 
 import httpx
 
+from aimark.service.probe import wait_until_up
+
 RESULTS = Path(__file__).parent / "results"
 PROMPTS = [
     "Write a short note about how bicycles changed city life.",
@@ -213,17 +215,9 @@ def main() -> int:
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                print((work / "serve.log").read_text(errors="replace"), file=sys.stderr)
-                return 1
-            time.sleep(0.5)
+        if not wait_until_up(url, server, timeout_s=300):
+            print((work / "serve.log").read_text(errors="replace"), file=sys.stderr)
+            return 1
         model_name = httpx.get(f"{url}/v1/info").json()["model"]
         measured = asyncio.run(bench(url, api_key, args))
     finally:

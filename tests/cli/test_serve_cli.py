@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aimark.cli import app
+from aimark.service.probe import wait_until_up
 
 runner = CliRunner()
 
@@ -43,16 +43,8 @@ def served(tmp_path, tiny_model_dir):
             stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("aimark serve did not start:\n" + log.read_text(errors="replace"))
-            time.sleep(0.2)
+        if not wait_until_up(url, process):
+            pytest.fail("aimark serve did not start:\n" + log.read_text(errors="replace"))
         yield url, api_key, db_url, log
     finally:
         process.send_signal(signal.SIGINT)

@@ -220,11 +220,13 @@ def test_unreadable_upload_is_the_cli_error_report_as_422(client):
 def test_request_size_limits(app_factory):
     from fastapi.testclient import TestClient
 
-    with TestClient(app_factory(max_request_bytes=2048, max_text_chars=500)) as small:
+    with TestClient(app_factory(max_request_bytes=2048, max_text_chars=400)) as small:
         too_big = small.post("/v1/verify", content=b"a" * 5000, headers={"Content-Type": "text/plain"})
         assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "request_too_large"
         too_long = small.post("/v1/detect", json={"text": "word " * 200})
         assert too_long.status_code == 413 and too_long.json()["error"]["code"] == "text_too_long"
+        long_file = small.post("/v1/verify", files={"file": ("long.txt", b"word " * 330, "text/plain")})
+        assert long_file.status_code == 413 and long_file.json()["error"]["code"] == "text_too_long"
 
         def chunks():  # no Content-Length: counted as it arrives
             for _ in range(10):

@@ -94,8 +94,12 @@ async def read_submission(request: Request, filename: str | None) -> Submission:
 def _check_size(runtime: ServiceRuntime, submission: Submission) -> None:
     if not submission.content.strip():
         raise ApiError(400, "empty_input", "the text or file is empty")
-    # Text is scored token by token: bound the work one request can cause. Files are bounded by their bytes.
-    if not submission.is_upload and len(submission.content) > 4 * runtime.config.max_text_chars:
+    # Text is scored token by token: bound the work one request can cause, for uploaded text files too
+    # (PDF and DOCX are bounded by their bytes, and only their first and last pages are read).
+    from aimark.provenance import detect_carrier
+
+    is_text = not submission.is_upload or detect_carrier(submission.content, submission.filename) not in ("pdf", "docx")
+    if is_text and len(submission.content) > 4 * runtime.config.max_text_chars:
         raise ApiError(413, "text_too_long", f"the text is longer than {runtime.config.max_text_chars} characters")
 
 
