@@ -20,7 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=None)
     parser.add_argument("--lang", default="en", choices=["ko", "ja", "zh", "en"])
-    parser.add_argument("--prompt", default="Write a short note about how bicycles changed city life.")
+    parser.add_argument("--prompt", default="Write a short essay about how bicycles changed city life.")
     parser.add_argument("--max-tokens", type=int, default=60)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "verify-page.png")
     args = parser.parse_args()
