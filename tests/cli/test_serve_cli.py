@@ -115,3 +115,23 @@ def test_serve_without_a_configured_api_key_creates_one_in_a_private_file(tmp_pa
     key_file = tmp_path / "service" / "api-key"
     assert len(digests) == 1 and oct(key_file.stat().st_mode & 0o777) == "0o600"
     assert serve_commands._api_key_digests(None, no_auth=False) == digests  # kept, not replaced
+
+
+def test_cli_verify_consults_the_registry_when_asked(tmp_path):
+    import json
+
+    from aimark.registry import IssuedRecord, Registry
+
+    db_url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    text = "A short answer the service gave.\n"
+    registry = Registry(db_url)
+    registry.record(IssuedRecord("aimark-cli", text, "k", "m", "all", datetime.now(UTC)))
+    registry.close()
+    (tmp_path / "answer.txt").write_text(text, encoding="utf-8")
+    as_json = runner.invoke(app, ["verify", str(tmp_path / "answer.txt"), "--profile", "eu", "--registry", db_url, "--json"])
+    layer = json.loads(as_json.stdout)["layers"]["registry"]
+    assert layer["checked"] is True and layer["matches"][0]["content_id"] == "aimark-cli"
+    human = runner.invoke(app, ["verify", str(tmp_path / "answer.txt"), "--profile", "eu", "--registry", db_url])
+    assert "registry: exact copy of aimark-cli" in human.stdout
+    bad = runner.invoke(app, ["verify", str(tmp_path / "answer.txt"), "--profile", "eu", "--registry", "nonsense://x"])
+    assert bad.exit_code == 2

@@ -49,3 +49,26 @@ def test_openai_errors_map_to_the_client_exceptions(live_server):
     with pytest.raises(openai.BadRequestError):
         right.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=10**6)
     assert [m.id for m in right.models.list()] == [live_server.server.config.app.state.runtime.loaded.name]
+
+
+def test_a_client_leaving_mid_stream_frees_the_model_and_its_output_is_still_recorded(live_server):
+    import json
+    import threading
+
+    import httpx
+
+    registry = live_server.server.config.app.state.runtime.registry
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=live_server.url, timeout=60) as client:
+        with client.stream("POST", "/v1/completions", headers=headers,
+                           json={"prompt": "The", "max_tokens": 400, "stream": True}) as response:
+            lines = response.iter_lines()
+            first = next(line for line in lines if line.startswith("data: {"))
+            content_id = json.loads(first[6:])["aimark"]["content_id"]
+        # the connection is closed here, long before 400 tokens
+        after = client.post("/v1/completions", headers=headers, json={"prompt": "Next", "max_tokens": 4})
+        assert after.status_code == 200
+    assert registry.get(content_id) is not None
+    runtime = live_server.server.config.app.state.runtime
+    assert not runtime.generation_lock.locked()
+    assert not [t for t in threading.enumerate() if t.name == "aimark-stream"]  # no generation left running

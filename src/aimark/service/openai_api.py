@@ -233,13 +233,14 @@ def _stream_deltas(runtime: ServiceRuntime, formatted: str, sampling: SamplingRe
         recorded = True
         yield suffix, "stop" if stopped else outcome.finish_reason
     finally:
-        deltas.close()  # the client left: stop the model at its next step
         if not recorded and generated:
-            # What was sent before the client left was issued too: it is recorded, unsigned.
+            # What was sent before the client left was issued too: it is recorded (unsigned) before the
+            # model is released, so the registry is complete by the time the next request runs.
             try:
                 runtime.record(content_id, prefix + generated, generated)
             except Exception as err:  # noqa: BLE001 - logged; the client is gone
                 logger.error("could not record a cut-off stream: %s", type(err).__name__)
+        deltas.close()  # the client left: stop the model at its next step
 
 
 def _sse(document: dict) -> bytes:
@@ -290,6 +291,21 @@ def _stream_response(runtime: ServiceRuntime, formatted: str, sampling: Sampling
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(pieces.close)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return _ClosingStreamingResponse(events(), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+class _ClosingStreamingResponse(StreamingResponse):
+    """Closes the event generator when the response ends, a client disconnect included.
+
+    Starlette stops iterating on a disconnect but leaves the generator suspended until garbage collection;
+    closing it at once stops the model at its next step and frees it for the next request.
+    """
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()
 
