@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 
+from aimark.registry import redact_url
 from aimark.service.probe import wait_until_up
 
 RESULTS = Path(__file__).parent / "results"
@@ -145,12 +146,23 @@ async def bench(url: str, api_key: str, args) -> dict:
     }
 
 
-def _registry_check(db_url: str, issued_ids: list[str]) -> dict:
+def _registry_rows(db_url: str) -> int:
     from aimark.registry import Registry
 
     registry = Registry(db_url)
     try:
-        rows = registry.count()
+        return registry.count()
+    finally:
+        registry.close()
+
+
+def _registry_check(db_url: str, issued_ids: list[str], rows_before: int) -> dict:
+    """Rows added during the run (a reused database may hold earlier rows) and issued ids not found."""
+    from aimark.registry import Registry
+
+    registry = Registry(db_url)
+    try:
+        rows = registry.count() - rows_before
         missing = [i for i in issued_ids if registry.get(i) is None]
     finally:
         registry.close()
@@ -176,7 +188,7 @@ def _markdown(result: dict) -> str:
         lines.append(f"| `{row['endpoint']}` | {row['requests']} | {row['errors']} | {row['requests_per_s']} | "
                      f"{row['p50_ms']} | {row['p99_ms']} | {notes} |")
     registry = result["registry"]
-    lines += ["", f"Registry: {registry['issued']} outputs issued, {registry['rows']} rows counted afterwards, "
+    lines += ["", f"Registry: {registry['issued']} outputs issued, {registry['rows']} rows added (counted afterwards), "
                   f"{registry['missing']} issued content ids missing.", "",
               f"Concurrency: verify {result['args']['concurrency']}, generation {result['args']['generate_concurrency']}; "
               f"{result['args']['max_tokens']} new tokens per generation request. Generation is serialised on one model "
@@ -207,6 +219,7 @@ def main() -> int:
     aimark = str(Path(sys.executable).parent / "aimark")
     keygen = [aimark, "keygen", "--out", str(key_file)] + (["--model", args.model] if args.model else [])
     subprocess.run(keygen, check=True, capture_output=True)
+    rows_before = _registry_rows(db_url)
     port = _free_port()
     command = [aimark, "serve", "--port", str(port), "--key", str(key_file), "--api-key-file", str(work / "api-keys"),
                "--db-url", db_url, "--verify-rate", "1000000", "--verify-burst", "100000"]
@@ -225,14 +238,13 @@ def main() -> int:
         server.wait(timeout=60)
         log.close()
 
-    registry = _registry_check(db_url, measured.pop("issued_ids"))
-    from aimark.registry import redact_url
+    registry = _registry_check(db_url, measured.pop("issued_ids"), rows_before)
 
     result = {
         "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "model": model_name, "registry_backend": redact_url(db_url).split(":", 1)[0],
-        "command": "python bench/service.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/service.py " + " ".join(redact_url(a) if "://" in a else a for a in sys.argv[1:]),
         "args": vars(args) | {"out": str(args.out)}, **measured, "registry": registry,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

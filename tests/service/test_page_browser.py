@@ -92,7 +92,7 @@ def test_watermarked_text_shows_verdict_p_value_heat_map_labels_registry_and_che
     page.screenshot(path=str(ARTIFACTS / "verify-page.png"), full_page=True)
 
 
-def test_human_text_and_an_uploaded_file_on_a_phone_width_screen(page_at, live_server, tmp_path):
+def test_human_text_and_a_dropped_file_on_a_phone_width_screen(page_at, live_server, tmp_path):
     page = page_at(width=390, height=844, locale="ja-JP")
     assert page.inner_text("h1") == "AI生成テキストの確認"  # the browser's language is the default
     _verify(page, HUMAN)
@@ -101,16 +101,22 @@ def test_human_text_and_an_uploaded_file_on_a_phone_width_screen(page_at, live_s
     assert page.locator("#checklist tr[data-status='missing']").count() >= 1
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
 
-    upload = tmp_path / "notes.md"
-    upload.write_text(_generate(live_server, max_tokens=40), encoding="utf-8")
+    generated = _generate(live_server, max_tokens=40)
     page.fill("#text", "")
-    page.set_input_files("#file", str(upload))
+    dropped = page.evaluate_handle(
+        "text => { const data = new DataTransfer();"
+        " data.items.add(new File([text], 'notes.md', {type: 'text/markdown'})); return data; }", generated)
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
     assert page.inner_text("#file-name") == "notes.md"
     page.click("#verify")
     page.wait_for_selector("#registry li[data-match]")
     assert page.locator("#registry li[data-match='exact']").count() == 1
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "verify-page-phone.png"), full_page=True)
+    chosen = tmp_path / "answer.txt"
+    chosen.write_text(generated, encoding="utf-8")
+    page.set_input_files("#file", str(chosen))  # the "choose a file" path
+    assert page.inner_text("#file-name") == "answer.txt"
 
 
 def test_empty_input_and_rate_limit_messages(browser, app_factory):
