@@ -173,3 +173,25 @@ def test_numpy_scalars_from_a_detector_are_accepted_and_serialisable() -> None:
     assert _statuses(report)["eu.watermark"] == SATISFIED
     result = json.loads(json.dumps(report.to_dict()))["layers"]["watermark"]["result"]
     assert result["num_scored_tokens"] == 300 and result["z_score"] == 6.1
+
+
+def test_registry_layer_reports_matches_and_failures_without_changing_statuses(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from aimark.registry import IssuedRecord, Registry
+
+    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    registry.record(IssuedRecord("aimark-abc", LONG_TEXT.decode(), "kgw-1", "tiny", "eu", datetime.now(UTC)))
+    plain = verify(LONG_TEXT, "a.txt", "eu")
+    found = verify(LONG_TEXT, "a.txt", "eu", registry_lookup=registry.lookup_dict)
+    assert plain.to_dict()["layers"]["registry"] == {"checked": False, "matches": []}
+    (match,) = found.to_dict()["layers"]["registry"]["matches"]
+    assert match["content_id"] == "aimark-abc" and match["match"] == "exact"
+    assert _statuses(found) == _statuses(plain)
+
+    def broken(text: str) -> dict:
+        raise ConnectionError("password=hunter2 refused")
+
+    layer = verify(LONG_TEXT, "a.txt", "eu", registry_lookup=broken).to_dict()["layers"]["registry"]
+    assert layer["checked"] is False and "ConnectionError" in layer["error"] and "hunter2" not in layer["error"]
+    registry.close()

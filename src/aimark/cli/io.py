@@ -23,6 +23,19 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def read_trust_anchors(path) -> bytes | None:
+    """PEM trust anchors from `path` (None: no anchors), or a one-line error."""
+    if path is None:
+        return None
+    try:
+        anchors = path.read_bytes()
+    except OSError as err:
+        fail(f"cannot read trust anchors {path}: {err.strerror}")
+    if b"-----BEGIN CERTIFICATE-----" not in anchors:
+        fail(f"{path} holds no PEM certificate")
+    return anchors
+
+
 def guarded(command: Callable) -> Callable:
     """Turn aimark's expected errors into a one-line message and exit code 2."""
 

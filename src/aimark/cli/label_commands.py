@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aimark.cli.app import app
+from aimark.cli.io import read_trust_anchors
 from aimark.labels import (
     ADVANCE_NOTICE_TEXT, LabelError, notice_text, UnknownFileKindError, UnknownProfileError, add_label, file_kind_for,
     remove_label,
@@ -173,12 +174,24 @@ def _load_watermark_check(key: Path) -> Callable[[str], dict]:
         _fail(f"cannot load watermark key {key}: {type(err).__name__}")
 
 
+def _open_registry(url: str):
+    from aimark.registry import Registry, RegistryError  # SQLAlchemy, only when asked for
+
+    try:
+        return Registry(None if url == "default" else url)
+    except RegistryError as err:
+        _fail(str(err))
+
+
 def _print_report(report, console: Console) -> None:
     console.print(f"[bold]{report.filename or '<stdin>'}[/] ({report.carrier})")
     for error in report.input_errors:
         console.print(f"[bold red]input error[/] {error.code}: {error.message}")
     for warning in report.warnings:
         console.print(f"[yellow]warning[/] {warning.code}: {warning.message}")
+    for match in report.layers.get("registry", {}).get("matches", []):
+        console.print(f"registry: {match['match']} copy of {match['content_id']}, issued on {match['issued_at']} "
+                      f"by {match['model']} (similarity {match['similarity']:.0%})", markup=False)
     for profile in report.profiles:
         table = Table(title=f"{profile.title} — {profile.verdict}", title_justify="left", show_lines=False)
         for column in ("requirement", "status", "clause", "detail"):
@@ -203,21 +216,23 @@ def verify_command(
     key: Optional[Path] = typer.Option(None, "--key", help="Watermark key file: also check the watermark layer."),
     trust: Optional[Path] = typer.Option(None, "--trust", help="PEM trust anchors the C2PA signer must chain to."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (schema: docs/labels.md)."),
+    registry: Optional[str] = typer.Option(
+        None, "--registry", metavar="DB_URL|default",
+        help="Also look the text up in a registry of issued outputs (aimark serve's; 'default': AIMARK_DB_URL or the SQLite file)."),
 ) -> None:
     """Check every layer against a jurisdiction's rules. Exit 0 satisfied, 1 not satisfied, 2 error."""
     if profile != "all" and profile not in PROFILES:
         _fail(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)} or all")
     content, filename = _read_input(file)
-    anchors = None
-    if trust is not None:
-        try:
-            anchors = trust.read_bytes()
-        except OSError as err:
-            _fail(f"cannot read trust anchors {trust}: {err.strerror}")
-        if b"-----BEGIN CERTIFICATE-----" not in anchors:
-            _fail(f"{trust} holds no PEM certificate")
+    anchors = read_trust_anchors(trust)
     watermark_check = _load_watermark_check(key) if key is not None else None
-    report = verify(content, filename, profile, trust_anchors=anchors, watermark_check=watermark_check)
+    opened = _open_registry(registry) if registry is not None else None
+    try:
+        report = verify(content, filename, profile, trust_anchors=anchors, watermark_check=watermark_check,
+                        registry_lookup=opened.lookup_dict if opened else None)
+    finally:
+        if opened is not None:
+            opened.close()
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
     else:

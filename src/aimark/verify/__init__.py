@@ -6,11 +6,11 @@ from aimark.verify.report import (
     VERDICT_NOT_SATISFIED, VERDICT_SATISFIED, VIOLATED, InputError, ProfileResult, RequirementResult,
     VerificationReport,
 )
-from aimark.verify.verifier import WATERMARK_KEYS, WatermarkCheck, verify
+from aimark.verify.verifier import WATERMARK_KEYS, RegistryLookup, WatermarkCheck, verify
 
 __all__ = [
     "PROFILES", "Profile", "Requirement", "MISSING", "NOT_APPLICABLE", "NOT_CHECKED", "REQUIREMENT_STATUSES",
     "SATISFIED", "SCHEMA_VERSION", "VERDICT_ERROR", "VERDICT_NOT_SATISFIED", "VERDICT_SATISFIED", "VIOLATED",
-    "InputError", "ProfileResult", "RequirementResult", "VerificationReport", "WATERMARK_KEYS", "WatermarkCheck",
+    "InputError", "ProfileResult", "RegistryLookup", "RequirementResult", "VerificationReport", "WATERMARK_KEYS", "WatermarkCheck",
     "verify",
 ]

@@ -24,6 +24,8 @@ from aimark.verify.report import (
 )
 
 WatermarkCheck = Callable[[str], dict]
+# text -> {"matches": [...]}: the issued-content registry (aimark.registry.Registry.lookup_dict).
+RegistryLookup = Callable[[str], dict]
 # What a watermark check must return (more keys are allowed and kept).
 WATERMARK_KEYS = ("watermarked", "p_value", "scheme", "key_id", "num_scored_tokens")
 # Code of Practice 1.1.2: very short text (< 200 tokens) is exempt from the watermark measure.
@@ -42,6 +44,8 @@ class Evidence:
     aigc_error: ProvenanceError | None = None
     watermark: dict[str, Any] | None = None
     watermark_error: str | None = None
+    registry: dict[str, Any] | None = None
+    registry_error: str | None = None
     input_errors: list[InputError] = field(default_factory=list)
 
 
@@ -132,8 +136,19 @@ def _run_watermark_check(check: WatermarkCheck, text: str) -> tuple[dict[str, An
     return (None, result) if isinstance(result, str) else (result, None)
 
 
+def _run_registry_lookup(lookup: RegistryLookup, text: str) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        result = lookup(text)
+    except Exception as err:  # noqa: BLE001 - a database failure is reported, never a traceback
+        return None, f"registry lookup failed: {type(err).__name__}"
+    if not isinstance(result, dict) or not isinstance(result.get("matches"), list):
+        return None, "registry lookup did not return {'matches': [...]}"
+    return result, None
+
+
 def gather_evidence(
-    content: bytes, filename: str | None, *, trust_anchors: bytes | None, watermark_check: WatermarkCheck | None
+    content: bytes, filename: str | None, *, trust_anchors: bytes | None, watermark_check: WatermarkCheck | None,
+    registry_lookup: RegistryLookup | None = None,
 ) -> Evidence:
     carrier = detect_carrier(content, filename)
     evidence = Evidence(carrier=carrier)
@@ -155,6 +170,8 @@ def gather_evidence(
         # The detector scores the generated text: aimark's own notice lines were not generated with the key.
         generated = remove_label_text(evidence.text)[0]
         evidence.watermark, evidence.watermark_error = _run_watermark_check(watermark_check, generated)
+    if registry_lookup is not None and evidence.text is not None:
+        evidence.registry, evidence.registry_error = _run_registry_lookup(registry_lookup, evidence.text)
     return evidence
 
 
@@ -291,11 +308,16 @@ def _layers(evidence: Evidence) -> dict[str, Any]:
     watermark: dict[str, Any] = {"checked": evidence.watermark is not None, "result": evidence.watermark}
     if evidence.watermark_error:
         watermark["error"] = evidence.watermark_error
+    registry: dict[str, Any] = {"checked": evidence.registry is not None,
+                                "matches": evidence.registry["matches"] if evidence.registry else []}
+    if evidence.registry_error:
+        registry["error"] = evidence.registry_error
     return {
         "notice": {"found": evidence.notices},
         "c2pa": evidence.c2pa.to_dict() if evidence.c2pa else None,
         "aigc": aigc,
         "watermark": watermark,
+        "registry": registry,
     }
 
 
@@ -306,17 +328,20 @@ def verify(
     *,
     trust_anchors: bytes | None = None,
     watermark_check: WatermarkCheck | None = None,
+    registry_lookup: RegistryLookup | None = None,
 ) -> VerificationReport:
     """Inspect every layer of `content` and judge it against `profile` ('kr', 'cn', 'eu', 'all' or a list).
 
     `trust_anchors`: PEM root certificate(s) a C2PA signer must chain to. `watermark_check(text)` returns
-    at least {"watermarked", "p_value", "scheme", "key_id", "num_scored_tokens"}.
+    at least {"watermarked", "p_value", "scheme", "key_id", "num_scored_tokens"}. `registry_lookup(text)` returns
+    {"matches": [...]}, the outputs a provenance registry issued that this text copies (evidence, no verdict).
     """
     names = list(PROFILES) if profile == "all" else ([profile] if isinstance(profile, str) else list(profile))
     unknown = [name for name in names if name not in PROFILES]
     if unknown or not names:
         raise ValueError(f"unknown profile {', '.join(unknown) or '(none)'}; choose from {', '.join(PROFILES)} or all")
-    evidence = gather_evidence(content, filename, trust_anchors=trust_anchors, watermark_check=watermark_check)
+    evidence = gather_evidence(content, filename, trust_anchors=trust_anchors, watermark_check=watermark_check,
+                               registry_lookup=registry_lookup)
     results = tuple(
         ProfileResult(name, PROFILES[name].title, tuple(_judge(r, evidence, PROFILES[name]) for r in PROFILES[name].requirements))
         for name in names

@@ -1,0 +1,151 @@
+"""serve, registry purge / count: the service from the shell. FastAPI, uvicorn and torch load inside the commands."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from aimark.cli.app import app
+from aimark.cli.io import console, fail, read_trust_anchors
+
+
+registry_app = typer.Typer(help="The registry of issued outputs: retention and counts.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+
+def _credentials(cert: Optional[Path], private_key: Optional[Path]):
+    if cert is None and private_key is None:
+        return None
+    if cert is None or private_key is None:
+        fail("--cert and --private-key go together")
+    from aimark.provenance import ProvenanceError, SigningCredentials
+
+    try:
+        return SigningCredentials.from_files(cert, private_key)
+    except ProvenanceError as err:
+        fail(str(err))
+
+
+def _api_key_digests(api_key_file: Optional[Path], no_auth: bool) -> frozenset[bytes]:
+    from aimark.engines import aimark_home
+    from aimark.service.config import api_key_digest, create_api_key_file, read_api_keys
+
+    digests = read_api_keys(api_key_file)
+    if digests or no_auth:
+        return digests
+    # No key configured: one is made once and kept in a file only its owner can read; its path is printed, never the key.
+    default_file = aimark_home() / "service" / "api-key"
+    created = create_api_key_file(default_file)
+    console.print(f"{'created' if created else 'using'} the API key in {default_file} (pass it as 'Authorization: Bearer <key>')")
+    return read_api_keys(default_file)
+
+
+def _install_log_redaction() -> None:
+    from aimark.service.security import RedactSecrets
+
+    redact = RedactSecrets()
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access", "aimark.service"):
+        logging.getLogger(name).addFilter(redact)
+
+
+@app.command()
+def serve(
+    model: Annotated[Optional[str], typer.Option(help="Model directory (Hugging Face layout); default: the embedded Gemma 3 270M.")] = None,
+    key: Annotated[list[Path], typer.Option(help="Watermark key file; the first marks outputs, all are tried when verifying. Default: the service's own key under AIMARK_HOME.")] = [],  # noqa: B006
+    host: Annotated[str, typer.Option(help="Address to listen on (default: localhost only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    profile: Annotated[str, typer.Option(help="kr, cn, eu or all: the notice wording and the default verification rules.")] = "all",
+    lang: Annotated[str, typer.Option(help="Notice language: ko, ja, zh or en.")] = "en",
+    label: Annotated[list[str], typer.Option(help="Label layers: notice and/or c2pa (repeat). Default: notice, plus c2pa with --cert.")] = [],  # noqa: B006
+    cert: Annotated[Optional[Path], typer.Option(help="PEM certificate chain for C2PA manifests.")] = None,
+    private_key: Annotated[Optional[Path], typer.Option(help="PEM private key for C2PA manifests (never printed).")] = None,
+    trust: Annotated[Optional[Path], typer.Option(help="PEM trust anchors a C2PA signer must chain to when verifying.")] = None,
+    db_url: Annotated[Optional[str], typer.Option(help="Registry database URL (default: AIMARK_DB_URL, else SQLite under AIMARK_HOME).")] = None,
+    retention_days: Annotated[int, typer.Option(min=1, help="Keep registry records this many days (CN Measures Art. 9: at least six months).")] = 183,
+    api_key_file: Annotated[Optional[Path], typer.Option(help="File of accepted API keys, one a line (also: AIMARK_API_KEYS, comma-separated).")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve generation without API keys (local experiments only).")] = False,
+    verify_rate: Annotated[float, typer.Option(min=0.001, help="Public verification requests a minute per client.")] = 30.0,
+    verify_burst: Annotated[int, typer.Option(min=1, help="Public verification requests a client may make at once.")] = 10,
+    max_request_bytes: Annotated[int, typer.Option(min=1024)] = 5 * 1024 * 1024,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="The most tokens one request may ask for.")] = 1024,
+    alpha: Annotated[float, typer.Option(min=1e-300, max=0.5, help="Detection significance level.")] = 1e-3,
+    proxy_headers: Annotated[bool, typer.Option(help="Trust X-Forwarded-For from --forwarded-allow-ips (behind a reverse proxy).")] = False,
+    forwarded_allow_ips: Annotated[str, typer.Option(help="Proxy addresses whose X-Forwarded-For is trusted.")] = "127.0.0.1",
+) -> None:
+    """Serve generation (OpenAI API shape, watermarked, labelled, registered) and the public verification page."""
+    from aimark.engines import ModelLoadError
+    from aimark.keys import KeyFileError
+    from aimark.registry import RegistryError
+    from aimark.service.config import ServiceConfig, ServiceConfigError
+
+    credentials = _credentials(cert, private_key)
+    anchors = read_trust_anchors(trust)
+    labels = tuple(label) or (("notice", "c2pa") if credentials else ("notice",))
+    try:
+        config = ServiceConfig(
+            model=model, key_paths=tuple(key), profile=profile, language=lang, labels=labels, credentials=credentials,
+            trust_anchors=anchors, db_url=db_url, retention_days=retention_days,
+            api_key_digests=_api_key_digests(api_key_file, no_auth), require_api_key=not no_auth,
+            verify_rate_per_minute=verify_rate, verify_burst=verify_burst, max_request_bytes=max_request_bytes,
+            max_new_tokens=max_new_tokens, alpha=alpha,
+        )
+    except ServiceConfigError as err:
+        fail(str(err))
+
+    import uvicorn
+
+    from aimark.service.app import create_app
+    from aimark.service.runtime import ServiceRuntime
+
+    _install_log_redaction()
+    console.print("loading the model (the embedded model is converted once, then cached) …")
+    try:
+        runtime = ServiceRuntime.start(config)
+    except (ModelLoadError, KeyFileError, RegistryError) as err:
+        fail(" ".join(str(err).split()))
+    console.print(f"model {runtime.loaded.name}; key {runtime.key.key_id}; labels {', '.join(labels)}; "
+               f"registry {runtime.registry!r}")
+    console.print(f"verification page: http://{host}:{port}/   API docs: http://{host}:{port}/docs")
+    try:
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", proxy_headers=proxy_headers,
+                    forwarded_allow_ips=forwarded_allow_ips, server_header=False)
+    finally:
+        runtime.close()
+
+
+def _open_registry(db_url: Optional[str], retention_days: int):
+    from aimark.registry import Registry, RegistryError
+
+    try:
+        return Registry(db_url, retention_days=retention_days)
+    except RegistryError as err:
+        fail(str(err))
+
+
+_DB_URL = typer.Option(help="Registry database URL (default: AIMARK_DB_URL, else SQLite under AIMARK_HOME).")
+
+
+@registry_app.command()
+def purge(
+    db_url: Annotated[Optional[str], _DB_URL] = None,
+    retention_days: Annotated[int, typer.Option(min=1, help="Delete records older than this many days.")] = 183,
+) -> None:
+    """Delete registry records older than the retention period (run it daily, e.g. from cron)."""
+    registry = _open_registry(db_url, retention_days)
+    try:
+        deleted = registry.purge()
+    finally:
+        registry.close()
+    typer.echo(f"deleted {deleted} record(s) older than {retention_days} days")
+
+
+@registry_app.command()
+def count(db_url: Annotated[Optional[str], _DB_URL] = None) -> None:
+    """How many outputs the registry holds."""
+    registry = _open_registry(db_url, 183)
+    try:
+        typer.echo(registry.count())
+    finally:
+        registry.close()

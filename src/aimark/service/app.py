@@ -1,0 +1,80 @@
+"""The FastAPI application: generation, verification, the verification page and offline API docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+import aimark
+from aimark.service import openai_api, verify_api
+from aimark.service.errors import install_error_handlers
+from aimark.service.runtime import ServiceRuntime
+from aimark.service.security import GuardMiddleware, RateLimiter
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+DESCRIPTION = """Watermarked, labelled and registered text generation in the OpenAI shape, and a free public
+verification interface (EU Code of Practice 2.1). Generation needs an API key (`Authorization: Bearer`);
+verification is public and rate-limited per client."""
+
+
+def _swagger_assets() -> Path | None:
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return None
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def create_app(runtime: ServiceRuntime) -> FastAPI:
+    config = runtime.config
+    app = FastAPI(title="aimark", version=aimark.__version__, description=DESCRIPTION, docs_url=None, redoc_url=None)
+    # Swagger UI 4 (served from the package, no CDN) renders OpenAPI 3.0 documents.
+    app.openapi_version = "3.0.3"
+    app.state.runtime = runtime
+    app.state.config = config
+    app.state.rate_limiter = RateLimiter(config.verify_rate_per_minute, config.verify_burst)
+    install_error_handlers(app)
+    app.include_router(openai_api.router)
+    app.include_router(verify_api.router)
+    app.add_middleware(GuardMiddleware, max_request_bytes=config.max_request_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    swagger = _swagger_assets()
+    if swagger is not None:
+        app.mount("/docs-assets", StaticFiles(directory=swagger), name="docs-assets")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        if swagger is None:
+            return HTMLResponse("<p>API docs need the swagger-ui-bundle package; the schema is at "
+                                "<a href='/openapi.json'>/openapi.json</a>.</p>")
+        html = get_swagger_ui_html(openapi_url="/openapi.json", title="aimark API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+        # FastAPI's page starts Swagger UI from an inline script, which the page's CSP forbids; run it from a file.
+        body = html.body.decode()
+        start, end = body.rindex("<script>"), body.rindex("</script>") + len("</script>")
+        return HTMLResponse(body[:start] + '<script src="/static/swagger-init.js"></script>' + body[end:])
+
+    @app.get("/v1/info", tags=["verification"], summary="What this service marks outputs with (public)")
+    async def info(request: Request) -> dict:
+        return {"model": runtime.loaded.name, "profile": config.profile, "labels": list(config.labels),
+                "notice_language": config.language,
+                "keys": [{"key_id": k.key_id, "scheme": k.scheme} for k in runtime.keyring],
+                "retention_days": config.retention_days,
+                "verify_rate_per_minute": config.verify_rate_per_minute, "max_request_bytes": config.max_request_bytes}
+
+    @app.get("/healthz", include_in_schema=False)
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    return app

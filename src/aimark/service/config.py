@@ -1,0 +1,99 @@
+"""What `aimark serve` is configured with. Secrets (API keys, signing key) are held, never shown."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aimark.labels import LANGUAGES
+from aimark.provenance import SigningCredentials
+from aimark.registry import DEFAULT_RETENTION_DAYS
+
+LABEL_LAYERS = ("notice", "c2pa")
+VERIFY_PROFILES = ("kr", "cn", "eu", "all")
+API_KEYS_ENV = "AIMARK_API_KEYS"
+
+
+class ServiceConfigError(ValueError):
+    """A setting is invalid; messages never contain a secret."""
+
+
+def api_key_digest(api_key: str) -> bytes:
+    return hashlib.sha256(api_key.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    model: str | None = None  # None: the embedded model
+    key_paths: tuple[Path, ...] = ()  # first: the key outputs are watermarked with; all: keys detection tries
+    profile: str = "all"  # kr | cn | eu | all: the notice wording and the default verification profile
+    language: str = "en"  # notice language
+    labels: tuple[str, ...] = ("notice",)  # any of LABEL_LAYERS
+    credentials: SigningCredentials | None = field(default=None, repr=False)
+    trust_anchors: bytes | None = None  # PEM roots a C2PA signer must chain to, for verification
+    db_url: str | None = None  # None: AIMARK_DB_URL, else SQLite under AIMARK_HOME
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    # SHA-256 digests of the accepted API keys; the keys themselves are not kept.
+    api_key_digests: frozenset[bytes] = field(default=frozenset(), repr=False)
+    require_api_key: bool = True
+    verify_rate_per_minute: float = 30.0  # per client, for the public detect/verify endpoints
+    verify_burst: int = 10
+    max_request_bytes: int = 5 * 1024 * 1024
+    max_text_chars: int = 200_000
+    max_new_tokens: int = 1024  # the most a request may ask for
+    default_max_tokens: int = 256
+    max_choices: int = 4
+    alpha: float = 1e-3
+    generation_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.profile not in VERIFY_PROFILES:
+            raise ServiceConfigError(f"unknown profile {self.profile!r}; choose from {', '.join(VERIFY_PROFILES)}")
+        if self.language not in LANGUAGES:
+            raise ServiceConfigError(f"unknown notice language {self.language!r}; choose from {', '.join(LANGUAGES)}")
+        unknown = set(self.labels) - set(LABEL_LAYERS)
+        if unknown:
+            raise ServiceConfigError(f"unknown label layer(s) {', '.join(sorted(unknown))}; choose from notice, c2pa")
+        if "c2pa" in self.labels and self.credentials is None:
+            raise ServiceConfigError("C2PA labels need signing credentials (--cert and --private-key)")
+        if self.require_api_key and not self.api_key_digests:
+            raise ServiceConfigError(f"no API key configured: set {API_KEYS_ENV}, pass --api-key-file, or --no-auth")
+        for name in ("max_request_bytes", "max_text_chars", "max_new_tokens", "default_max_tokens", "max_choices", "verify_burst"):
+            if getattr(self, name) < 1:
+                raise ServiceConfigError(f"{name} must be at least 1")
+        if self.verify_rate_per_minute <= 0:
+            raise ServiceConfigError("the verification rate must be positive")
+
+    def accepts(self, api_key: str | None) -> bool:
+        """Constant-time check of a presented API key against every configured digest."""
+        if not api_key:
+            return False
+        presented = api_key_digest(api_key)
+        return any(secrets.compare_digest(presented, digest) for digest in self.api_key_digests)
+
+
+def read_api_keys(path: Path | None) -> frozenset[bytes]:
+    """Digests of the keys in ``AIMARK_API_KEYS`` (comma-separated) and in ``path`` (one a line, # comments)."""
+    keys = [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
+    if path is not None:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            raise ServiceConfigError(f"cannot read the API key file {path}") from None
+        keys += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return frozenset(api_key_digest(k) for k in keys)
+
+
+def create_api_key_file(path: Path) -> str:
+    """Write a fresh API key to ``path`` (mode 0600) and return it; an existing file is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return ""
+    api_key = "amk-" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(api_key + "\n")
+    return api_key

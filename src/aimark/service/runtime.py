@@ -1,0 +1,154 @@
+"""What the running service holds: the model, the keys, the detector, the registry, and how it labels.
+
+One model answers every request, so generation is serialised by a lock (a second request waits; the
+model's own batching is used for a request's `n` choices). Detection and registry lookups run in
+parallel in the server's worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aimark.keys import Keyring, WatermarkKey, generate_key, load_key, save_key
+from aimark.labels import add_label_text, file_kind_for
+from aimark.provenance import GenerationInfo, new_content_id, sign_content
+from aimark.registry import IssuedRecord, Registry
+from aimark.service.config import ServiceConfig
+
+# Generated text is plain text: the notice is a line of its own, the C2PA manifest an A.8 wrapper.
+_TEXT_KIND = file_kind_for("output.txt")
+_OUTPUT_FILENAME = "output.txt"
+# Watermarking needs sampling: a request for greedy decoding (temperature 0) samples this sharply instead.
+MIN_TEMPERATURE = 0.05
+
+
+@dataclass(frozen=True)
+class Issued:
+    """One output as the client receives it, and the facts the registry keeps."""
+
+    content_id: str
+    text: str  # notice + generated text + C2PA wrapper, as sent
+    generated: str
+    num_tokens: int
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None = None
+    top_k: int = 50
+
+
+def service_key_path(model_name: str, home: Path) -> Path:
+    slug = "".join(c if c.isalnum() else "-" for c in model_name).strip("-")[-80:] or "model"
+    return home / "service" / "keys" / f"{slug}.json"
+
+
+def default_service_key(loaded, home: Path) -> WatermarkKey:
+    """The service's own key for this model: created once (mode 0600), then reused, so outputs stay detectable."""
+    from aimark.detect.detector import fingerprint_of
+    from aimark.keys import TokenizerBinding
+
+    path = service_key_path(loaded.name, home)
+    if path.exists():
+        return load_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    binding = TokenizerBinding(loaded.name, len(loaded.tokenizer), fingerprint_of(loaded.tokenizer))
+    key = generate_key("synthid", tokenizer=binding, model=loaded.name)
+    save_key(key, path)
+    return key
+
+
+class ServiceRuntime:
+    def __init__(self, config: ServiceConfig, loaded, keys: list[WatermarkKey], registry: Registry):
+        from aimark.detect import Detector
+
+        self.config = config
+        self.loaded = loaded
+        self.key = keys[0]
+        self.keyring = Keyring(keys)
+        self.detector = Detector(self.keyring, loaded.tokenizer, alpha=config.alpha)
+        self.registry = registry
+        self.generation_lock = threading.Lock()
+        self.started_at = datetime.now(UTC)
+
+    @classmethod
+    def start(cls, config: ServiceConfig, *, home: Path | None = None) -> ServiceRuntime:
+        from aimark.engines import aimark_home, load_model
+
+        loaded = load_model(config.model)
+        keys = [load_key(path) for path in config.key_paths] or [default_service_key(loaded, home or aimark_home())]
+        registry = Registry(config.db_url, retention_days=config.retention_days)
+        return cls(config, loaded, keys, registry)
+
+    def close(self) -> None:
+        self.registry.close()
+
+    # --- labelling --------------------------------------------------------------------------------
+
+    def notice_prefix(self) -> str:
+        """The notice line that starts every output (empty when notices are off)."""
+        if "notice" not in self.config.labels:
+            return ""
+        return add_label_text("", _TEXT_KIND, self.config.profile, self.config.language, at="start")
+
+    def manifest_suffix(self, labelled: str, content_id: str) -> str:
+        """The C2PA A.8 wrapper for `labelled` (appended after it), or empty when C2PA is off."""
+        if "c2pa" not in self.config.labels:
+            return ""
+        info = GenerationInfo(model_name=self.loaded.name, watermark_scheme=self.key.scheme,
+                              watermark_key_id=self.key.key_id, content_id=content_id)
+        body = labelled.encode("utf-8")
+        signed = sign_content(body, _OUTPUT_FILENAME, self.config.credentials, info)
+        if not signed.startswith(body):  # the A.8 carrier only ever appends; anything else would garble a stream
+            raise RuntimeError("C2PA signing changed the text instead of appending a wrapper")
+        return signed[len(body) :].decode("utf-8")
+
+    def issue(self, generated: str, num_tokens: int, finish_reason: str) -> Issued:
+        """Label one generated text, record it, and return what the client gets."""
+        content_id = new_content_id()
+        labelled = self.notice_prefix() + generated
+        text = labelled + self.manifest_suffix(labelled, content_id)
+        self.record(content_id, text, generated)
+        return Issued(content_id, text, generated, num_tokens, finish_reason)
+
+    def record(self, content_id: str, text: str, generated: str) -> None:
+        self.registry.record(IssuedRecord(content_id=content_id, text=text, key_id=self.key.key_id,
+                                          model=self.loaded.name, profile=self.config.profile,
+                                          issued_at=datetime.now(UTC), generated_text=generated))
+
+    # --- generation -------------------------------------------------------------------------------
+
+    def format_prompt(self, prompt: str, *, chat: bool) -> str:
+        from aimark.engines import format_prompt
+
+        return format_prompt(self.loaded.tokenizer, prompt, chat=chat)
+
+    def count_tokens(self, formatted_prompt: str) -> int:
+        return len(self.loaded.tokenizer(formatted_prompt, add_special_tokens=True)["input_ids"])
+
+    def generate(self, formatted_prompts: list[str], sampling: SamplingRequest):
+        from aimark.engines import generate
+
+        with self.generation_lock:
+            return generate(self.loaded, formatted_prompts, key=self.key, chat=False, batch_size=len(formatted_prompts),
+                            max_new_tokens=sampling.max_new_tokens, temperature=max(sampling.temperature, MIN_TEMPERATURE),
+                            top_k=sampling.top_k, top_p=sampling.top_p, seed=sampling.seed)
+
+    def stream(self, formatted_prompt: str, sampling: SamplingRequest, outcome) -> Iterator[str]:
+        """Text deltas; holds the generation lock until the iterator is closed or exhausted."""
+        from aimark.engines.streaming import stream_generate
+
+        with self.generation_lock:
+            yield from stream_generate(self.loaded, formatted_prompt, key=self.key, outcome=outcome,
+                                       max_new_tokens=sampling.max_new_tokens,
+                                       temperature=max(sampling.temperature, MIN_TEMPERATURE), top_k=sampling.top_k,
+                                       top_p=sampling.top_p, seed=sampling.seed,
+                                       timeout_s=self.config.generation_timeout_s)
