@@ -45,22 +45,21 @@ def human_passages() -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, human_passages) -> Path:
-    """A character-level tokenizer over stdlib docs + CJK, and a 2-layer Llama from a config.
+    """A SentencePiece-style BPE (Metaspace, no byte fallback) over stdlib docs + CJK, and a 2-layer Llama.
 
-    Character-level, so decode -> encode gives back the sampled ids exactly: a byte-level
-    BPE on a random model samples byte pieces that decode to U+FFFD, which no real text has.
+    No byte-level pieces: a random model sampling byte pieces would decode to U+FFFD, which no real
+    text has, and the re-tokenised text would not be what was generated.
     """
     import torch
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     directory = tmp_path_factory.mktemp("tiny-model")
-    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
-    characters = sorted(set("".join(human_passages + CJK_SAMPLES)) | set("\n\t"))
-    vocab = {token: index for index, token in enumerate(specials + characters)}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    tokenizer.decoder = decoders.Fuse()
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=1500, special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"])
+    tokenizer.train_from_iterator(human_passages + CJK_SAMPLES * 5, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>")
     fast.save_pretrained(directory)
     torch.manual_seed(1234)

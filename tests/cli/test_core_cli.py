@@ -31,7 +31,7 @@ def key_file(tmp_path_factory, tiny_model_dir):
 def generated(key_file, tmp_path_factory):
     prompts = tmp_path_factory.mktemp("prompts") / "prompts.txt"
     prompts.write_text("The history of the\n日本国民は\n", encoding="utf-8")
-    result = run("generate", "--key", key_file, "--prompt-file", prompts, "--max-new-tokens", 120, "--raw", "--seed", 0, "--json")
+    result = run("generate", "--key", key_file, "--prompt-file", prompts, "--max-new-tokens", 200, "--min-new-tokens", 200, "--raw", "--seed", 0, "--json")
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -64,7 +64,10 @@ def test_detect_jsonl_streams_in_order_with_errors_in_place(generated, key_file)
     assert result.exit_code == 2
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 4
-    assert rows[0]["watermarked"] and "error" in rows[1] and "error" in rows[2] and rows[3]["watermarked"]
+    assert "error" in rows[1] and "error" in rows[2]
+    for row, generation in ((rows[0], generated[0]), (rows[3], generated[1])):
+        single = json.loads(run("detect", "-", "--key", key_file, "--json", input=generation["text"]).stdout)
+        assert row == single
 
 
 @pytest.mark.parametrize(

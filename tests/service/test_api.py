@@ -133,7 +133,9 @@ def test_verify_tells_watermarked_from_human_text_and_shows_the_heat_map(client,
 def test_registry_finds_short_and_edited_copies(client, auth):
     short = _chat(client, auth, max_tokens=3)["choices"][0]["message"]["content"]
     report = client.post("/v1/verify", json={"text": short}).json()
-    assert report["layers"]["watermark"]["result"]["watermarked"] is False or report["layers"]["watermark"]["result"]["num_scored_tokens"] < 10
+    watermark = report["layers"]["watermark"]
+    # Three tokens are too short to score (an error, never a silent "not watermarked"); the registry still knows the text.
+    assert watermark["result"] is None or watermark["result"]["num_scored_tokens"] < 10, watermark
     assert report["layers"]["registry"]["matches"][0]["match"] == "exact"
 
     long_text = _chat(client, auth)["choices"][0]["message"]["content"]
