@@ -84,6 +84,11 @@ class Detector:
     # -- public API -------------------------------------------------------------
     def detect(self, text: str, *, prompt: str | None = None, with_tokens: bool = True) -> DetectionResult:
         """Detect the watermark in ``text``; a given ``prompt`` is context only, never scored."""
+        ids, scored_from, offsets = self.encode(text, prompt=prompt)
+        return self._detect_ids(ids, scored_from=scored_from, offsets=offsets if with_tokens else None)
+
+    def encode(self, text: str, *, prompt: str | None = None) -> tuple[np.ndarray, int, list[tuple[int, int]]]:
+        """(token ids with the prompt's ids first, index of the first scored id, character offsets in ``text`` of the scored ids)."""
         _check_text(text)
         context_ids: list[int] = []
         if prompt:
@@ -97,8 +102,7 @@ class Detector:
                 body_ids, offsets = self._encode_with_offsets(text)
         else:
             body_ids, offsets = self._encode_with_offsets(text)
-        ids = np.asarray(context_ids + body_ids, dtype=np.int64)
-        return self._detect_ids(ids, scored_from=len(context_ids), offsets=offsets if with_tokens else None)
+        return np.asarray(context_ids + body_ids, dtype=np.int64), len(context_ids), offsets
 
     def detect_ids(self, token_ids: Sequence[int], *, scored_from: int = 0) -> DetectionResult:
         return self._detect_ids(np.asarray(token_ids, dtype=np.int64), scored_from=scored_from, offsets=None)
@@ -161,7 +165,15 @@ class Detector:
             tokens=tokens,
         )
 
-    def _score(self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int) -> tuple[float, int, np.ndarray]:
+    def scored_units(self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int) -> tuple[np.ndarray, np.ndarray]:
+        """(token positions, values) of the units that count, in text order.
+
+        Each scored unit is kept once (and, for schemes that skip repeated
+        contexts at generation, each context once), and special tokens and the
+        prompt are left out, so the kept values are independent draws from
+        ``scheme.null`` on unwatermarked text: any subset of them (a window)
+        has an exact null too.
+        """
         scored = scheme.score(ids)
         keep = scored.positions >= scored_from
         if len(self._special_ids):
@@ -170,11 +182,13 @@ class Detector:
         if scheme.masks_repeated_contexts:
             kept = kept[first_occurrences(scored.contexts[kept])]
         kept = kept[first_occurrences(scored.units[kept])]
-        total = float(scored.values[kept].sum())
-        token_scores = np.full(len(ids), np.nan)
-        token_scores[scored.positions[kept]] = scheme.token_scores(scored.values[kept])
-        return log_p_value(scheme.null, total, len(kept)), len(kept), token_scores
+        return scored.positions[kept], scored.values[kept]
 
+    def _score(self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int) -> tuple[float, int, np.ndarray]:
+        positions, values = self.scored_units(scheme, ids, scored_from)
+        token_scores = np.full(len(ids), np.nan)
+        token_scores[positions] = scheme.token_scores(values)
+        return log_p_value(scheme.null, float(values.sum()), len(values)), len(values), token_scores
 
 def _check_text(text) -> None:
     if not isinstance(text, str):
