@@ -14,6 +14,7 @@ from itertools import islice
 
 import numpy as np
 
+from aimark.detect.normalise import map_offsets, normalise_for_detection
 from aimark.detect.result import DetectionResult, TokenScore
 from aimark.detect.stats import keyring_corrected, log_p_value
 from aimark.keys import Keyring, WatermarkKey, tokenizer_fingerprint
@@ -60,6 +61,7 @@ class Detector:
         *,
         alpha: float = DEFAULT_ALPHA,
         check_tokenizer: bool = True,
+        normalise: bool = True,
     ):
         if not 0 < alpha < 1:
             raise ValueError("alpha must be between 0 and 1")
@@ -70,6 +72,8 @@ class Detector:
             raise ValueError("no keys to detect with")
         self.tokenizer = tokenizer
         self.alpha = alpha
+        # Remove invisible characters and fold look-alikes before tokenising (see detect/normalise.py).
+        self.normalise = normalise
         if check_tokenizer:
             for key in self.keys:
                 if key.tokenizer is not None and key.tokenizer.fingerprint != fingerprint_of(tokenizer):
@@ -117,7 +121,8 @@ class Detector:
         while batch := list(islice(iterator, batch_size)):
             valid = [t for t in batch if isinstance(t, str) and t.strip()]
             # One tokenizer call per batch: the Rust tokenizer parallelises across texts.
-            encoded = iter(self.tokenizer(valid, add_special_tokens=False)["input_ids"]) if valid else iter(())
+            cleaned = [self._clean(t)[0] for t in valid]
+            encoded = iter(self.tokenizer(cleaned, add_special_tokens=False)["input_ids"]) if valid else iter(())
             for text in batch:
                 try:
                     _check_text(text)
@@ -126,13 +131,18 @@ class Detector:
                     yield exc
 
     # -- internals --------------------------------------------------------------
+    def _clean(self, text: str) -> tuple[str, list[int] | None]:
+        return normalise_for_detection(text) if self.normalise else (text, None)
+
     def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(self._clean(text)[0], add_special_tokens=False)["input_ids"])
 
     def _encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        cleaned, origin = self._clean(text)
         try:
-            encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-            return list(encoding["input_ids"]), [tuple(o) for o in encoding["offset_mapping"]]
+            encoding = self.tokenizer(cleaned, add_special_tokens=False, return_offsets_mapping=True)
+            offsets = [tuple(o) for o in encoding["offset_mapping"]]
+            return list(encoding["input_ids"]), map_offsets(offsets, origin) if origin is not None else offsets
         except NotImplementedError:  # slow tokenizers have no offsets
             ids = self._encode(text)
             return ids, [(0, 0)] * len(ids)
