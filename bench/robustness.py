@@ -26,7 +26,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -521,11 +521,14 @@ def make_plots(summary: dict, calib_rows: list[dict], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    languages = sorted({r["language"] for r in summary["power"]})
+    power = summary["power"]
+    languages = sorted({r["language"] for r in power})
     if languages:
-        fig, axes = plt.subplots(1, len(languages), figsize=(4 * len(languages), 3.4), sharey=True, squeeze=False)
+        # Curves for the headline settings only; the heat map below has every attack.
+        headline = {("none", 0.0), ("token-substitute", 0.2), ("word-delete", 0.2), ("char-substitute", 0.2), ("copy-paste", 0.25), ("paraphrase", 1.0)}
+        fig, axes = plt.subplots(1, len(languages), figsize=(3.6 * len(languages), 3.6), sharey=True, squeeze=False)
         for ax, language in zip(axes[0], languages):
-            curves = _group([r for r in summary["power"] if r["language"] == language], ("scheme", "attack", "strength"))
+            curves = _group([r for r in power if r["language"] == language and (r["attack"], r["strength"]) in headline], ("scheme", "attack", "strength"))
             for (scheme, attack, strength), rows in curves.items():
                 rows = sorted(rows, key=lambda r: r["length"])
                 ax.plot([r["length"] for r in rows], [r["tpr@0.001"] for r in rows], marker="o", label=f"{scheme} {attack} {strength:g}")
@@ -533,9 +536,26 @@ def make_plots(summary: dict, calib_rows: list[dict], out: Path) -> list[Path]:
             ax.set_xlabel("tokens")
             ax.set_ylim(-0.05, 1.05)
         axes[0][0].set_ylabel("TPR at FPR 1e-3")
-        axes[0][-1].legend(fontsize=6, loc="lower right")
-        fig.tight_layout()
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3)
+        fig.subplots_adjust(bottom=0.34, top=0.9, wspace=0.08)
         paths.append(out / "robustness-tpr-vs-length.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+
+        longest = max(r["length"] for r in power)
+        settings = sorted({(r["attack"], r["strength"]) for r in power})
+        columns = sorted({(r["scheme"], r["language"]) for r in power})
+        cells = {(r["attack"], r["strength"], r["scheme"], r["language"]): r["tpr@0.001"] for r in power if r["length"] == longest}
+        grid = np.array([[cells.get((a, s, sc, lang), np.nan) for sc, lang in columns] for a, s in settings])
+        fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(columns), 0.9 + 0.22 * len(settings)))
+        image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(columns)), [f"{sc}\n{lang}" for sc, lang in columns], fontsize=7)
+        ax.set_yticks(range(len(settings)), [f"{a} {s:g}" for a, s in settings], fontsize=7)
+        ax.set_title(f"TPR at FPR 1e-3, {longest} tokens", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.05)
+        fig.tight_layout()
+        paths.append(out / "robustness-attacks-heatmap.png")
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
     if calib_rows:
@@ -566,6 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--export-fixture", action="store_true", help=f"write the cache to {FIXTURE.relative_to(BENCH.parent)} and stop")
     parser.add_argument("--import-fixture", action="store_true", help="merge the committed fixture into the cache first")
     parser.add_argument("--fixture", type=Path, default=FIXTURE)
+    parser.add_argument("--all-attacks", action="store_true", help="with --quick: every text attack of the full run on the quick slice (detection only, no extra generation)")
     args = parser.parse_args(argv)
 
     cache = GenerationCache(args.cache / "generations.jsonl")
@@ -575,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.import_fixture:
         print(f"imported {cache.import_from(args.fixture)} rows from {args.fixture}")
     plan = QUICK if args.quick else FULL
+    if args.quick and args.all_attacks:
+        plan = replace(QUICK, attacks=FULL.attacks)
     started = time.monotonic()
 
     from aimark.engines import load_model

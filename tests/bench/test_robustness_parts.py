@@ -71,3 +71,11 @@ def test_diversity_counts_repeats(tiny):
     varied = robustness.diversity(tiny.tokenizer, ["the quick brown fox"])
     assert repetitive["repetition_4"] > 0.5 and varied["repetition_4"] == 0
     assert repetitive["distinct_2"] < varied["distinct_2"]
+
+
+@pytest.mark.parametrize("kind", ["paraphrase", "round-trip"])
+def test_model_rewrites_return_one_text_per_input(tiny, kind):
+    from bench.attacks import model_rewrites
+
+    rewritten = model_rewrites(tiny, ["The history of the city.", "日本国民は"], "en", kind=kind, max_new_tokens=8, seed=0)
+    assert len(rewritten) == 2 and all(isinstance(text, str) for text in rewritten)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 
 import pytest
 
@@ -16,10 +17,18 @@ ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 
 def test_invisible_characters_are_removed_and_offsets_map_back():
     text = "ab\u200bc\ufeffd"
-    cleaned, origin = normalise_for_detection(text)
+    cleaned, spans = normalise_for_detection(text)
     assert cleaned == "abcd"
-    assert [text[i] for i in origin[:-1]] == list("abcd") and origin[-1] == len(text)
-    assert map_offsets([(0, 2), (2, 4)], origin) == [(0, 2), (3, 6)]
+    assert [text[s:e] for s, e in spans] == list("abcd")
+    assert map_offsets([(0, 2), (2, 4)], spans) == [(0, 2), (3, 6)]
+
+
+def test_decomposed_hangul_and_kana_are_composed_with_offsets_over_the_whole_cluster():
+    text = unicodedata.normalize("NFD", "한국어 がくせい")
+    cleaned, spans = normalise_for_detection(text)
+    assert cleaned == "한국어 がくせい"
+    assert text[spans[0][0] : spans[0][1]] == unicodedata.normalize("NFD", "한")
+    assert map_offsets([(0, 3)], spans) == [(0, len(unicodedata.normalize("NFD", "한국어")))]
 
 
 def test_look_alikes_are_folded_only_inside_latin_words():

@@ -131,18 +131,18 @@ class Detector:
                     yield exc
 
     # -- internals --------------------------------------------------------------
-    def _clean(self, text: str) -> tuple[str, list[int] | None]:
+    def _clean(self, text: str) -> tuple[str, list[tuple[int, int]] | None]:
         return normalise_for_detection(text) if self.normalise else (text, None)
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(self._clean(text)[0], add_special_tokens=False)["input_ids"])
 
     def _encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        cleaned, origin = self._clean(text)
+        cleaned, spans = self._clean(text)
         try:
             encoding = self.tokenizer(cleaned, add_special_tokens=False, return_offsets_mapping=True)
             offsets = [tuple(o) for o in encoding["offset_mapping"]]
-            return list(encoding["input_ids"]), map_offsets(offsets, origin) if origin is not None else offsets
+            return list(encoding["input_ids"]), map_offsets(offsets, spans) if spans is not None else offsets
         except NotImplementedError:  # slow tokenizers have no offsets
             ids = self._encode(text)
             return ids, [(0, 0)] * len(ids)

@@ -13,6 +13,8 @@ exact: the null holds for any text chosen without the key, and the cleaning uses
   Latin letters (so Russian and Greek text is left alone).
 - Kangxi radicals and CJK radical supplements are folded to the unified ideographs they look like
   (NFKC of those blocks only: full-width forms the model writes on purpose are kept).
+- Decomposed characters are composed (NFC per cluster): NFD Hangul jamo and kana with separate
+  voicing marks were hiding SynthID in Korean (1 of 2 texts detected after NFD of every sentence).
 """
 
 from __future__ import annotations
@@ -37,25 +39,47 @@ def _fold_word(match: re.Match) -> str:
     return word.translate(_LATIN_LOOKALIKES) if _LATIN.search(word) else word
 
 
-def normalise_for_detection(text: str) -> tuple[str, list[int]]:
-    """(cleaned text, origin) where ``origin[i]`` is the index in ``text`` of cleaned character ``i``.
+def _continues_cluster(char: str) -> bool:
+    """A combining mark, a Hangul medial/final jamo or a kana voicing mark: NFC may fold it into the character before."""
+    return bool(unicodedata.combining(char)) or 0x1160 <= ord(char) <= 0x11FF or char in "\u3099\u309a"
 
-    ``origin`` has one extra entry, ``len(text)``, so an exclusive end offset maps too.
+
+def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """(cleaned text, spans) where ``spans[i]`` is the (start, end) in ``text`` that cleaned character ``i`` came from.
+
+    Characters are grouped into clusters (a base and the marks that follow it); each cluster is
+    NFC-composed, so decomposed Hangul (NFD jamo) and kana with separate voicing marks come back
+    to the precomposed characters the model writes, and every character of the cluster maps to
+    the cluster's span.
     """
-    kept_chars: list[str] = []
-    origin: list[int] = []
+    clusters: list[tuple[str, int, int]] = []  # (characters, start, end) in text
     for index, char in enumerate(text):
         if unicodedata.category(char) == "Cf":
             continue
-        kept_chars.append(unicodedata.normalize("NFKC", char) if _is_radical(char) else char)
-        origin.append(index)
-    origin.append(len(text))
-    cleaned = "".join(kept_chars)
-    if len(cleaned) != len(origin) - 1:  # an NFKC radical fold widened a character: rare, keep 1:1
-        cleaned = "".join(c if len(c) == 1 else text[origin[i]] for i, c in enumerate(kept_chars))
-    return _WORD.sub(_fold_word, cleaned), origin
+        if _is_radical(char):
+            folded = unicodedata.normalize("NFKC", char)
+            char = folded if len(folded) == 1 else char
+        if clusters and _continues_cluster(char) and clusters[-1][2] == index:
+            chars, start, _ = clusters[-1]
+            clusters[-1] = (chars + char, start, index + 1)
+        else:
+            clusters.append((char, index, index + 1))
+    pieces: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for chars, start, end in clusters:
+        composed = unicodedata.normalize("NFC", chars) if len(chars) > 1 else chars
+        pieces.append(composed)
+        spans.extend([(start, end)] * len(composed))
+    return _WORD.sub(_fold_word, "".join(pieces)), spans
 
 
-def map_offsets(offsets: list[tuple[int, int]], origin: list[int]) -> list[tuple[int, int]]:
+def map_offsets(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Token offsets in the cleaned text -> offsets in the original text."""
-    return [(origin[start], origin[end - 1] + 1 if end > start else origin[start]) for start, end in offsets]
+    mapped = []
+    for start, end in offsets:
+        if end > start:
+            mapped.append((spans[start][0], spans[end - 1][1]))
+        else:
+            position = spans[start][0] if start < len(spans) else (spans[-1][1] if spans else 0)
+            mapped.append((position, position))
+    return mapped
