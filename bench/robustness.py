@@ -179,6 +179,7 @@ def generate_all(loaded, plan: Plan, prompts: list[dict], cache: GenerationCache
             fields = {"kind": "generation", "prompt_id": prompt["id"], "scheme": scheme, "tokens": plan.max_new_tokens, "seed": plan.seed, "model": loaded.name}
             wanted.append((GenerationCache.key(**fields), scheme, prompt))
     missing = [w for w in wanted if w[0] not in cache.rows]
+    progress.console.print(f"generations: {len(wanted) - len(missing)} from the cache, {len(missing)} to generate")
     task = progress.add_task("generating", total=len(missing) * plan.max_new_tokens)
     by_scheme: dict[str, list] = defaultdict(list)
     for item in missing:
@@ -453,6 +454,7 @@ def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenize
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor()},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "elapsed_s": round(elapsed, 1),
+        "command": " ".join(["python bench/robustness.py", *(a for a in sys.argv[1:] if a in ("--quick", "--all-attacks", "--import-fixture"))]),
         "power": power_table,
         "calibration": calib_table,
         "quality": quality,
@@ -490,7 +492,7 @@ def write_report(summary: dict, calib_rows: list[dict], out: Path, quick: bool) 
     quality = [{**r, "ppl_vs_control": r["perplexity"] / control_ppl.get(r["language"], float("nan")) - 1} for r in summary["quality"]]
     sections = [
         "# aimark robustness suite" + (" (quick slice: numbers are a smoke check, not results)" if quick else ""),
-        f"Run {summary['date']}, {summary['elapsed_s']} s, Python {summary['machine']['python']} on {summary['machine']['platform']}. "
+        f"Command: `{summary['command']}`. Run {summary['date']}, {summary['elapsed_s']} s, Python {summary['machine']['python']} on {summary['machine']['platform']}. "
         f"Plan: {plan['prompts_per_language']} prompts/language × {', '.join(plan['schemes'])}, {plan['max_new_tokens']} new tokens, "
         f"lengths {plan['lengths']}, {len(plan['attacks'])} attack settings, rewrites {plan['rewrites'] or 'none'}. "
         "TPR uses the exact p-value threshold p ≤ α; empirical FPR on human text is in the calibration table.",
