@@ -58,6 +58,7 @@ class Plan:
     attacks: tuple[tuple[str, float], ...]  # (name, strength); ("none", 0.0) is the clean baseline
     rewrites: tuple[str, ...]  # model rewrites: "paraphrase", "round-trip"
     rewrite_length: int
+    rewrite_documents: int  # per (scheme, language): rewrites cost two generations each
     human_passages: int
     localisation_documents: int
     localisation_tokens: int
@@ -74,6 +75,7 @@ QUICK = Plan(
     attacks=(("none", 0.0), ("token-substitute", 0.2), ("word-delete", 0.2)),
     rewrites=(),
     rewrite_length=100,
+    rewrite_documents=0,
     human_passages=120,
     localisation_documents=2,
     localisation_tokens=1000,
@@ -100,6 +102,7 @@ FULL = Plan(
     ),
     rewrites=("paraphrase", "round-trip"),
     rewrite_length=300,
+    rewrite_documents=13,
     human_passages=1000,
     localisation_documents=20,
     localisation_tokens=1000,
@@ -108,11 +111,22 @@ FULL = Plan(
 
 # -- keys and prompts -------------------------------------------------------------------------------
 def bench_key(scheme: str):
-    """A fixed key per scheme, so cached generations and the committed fixture always match their key."""
+    """A fixed key per scheme variant, so cached generations and the committed fixture always match their key.
+
+    A variant is the scheme name with parameter overrides, e.g. ``synthid@ngram_len=3`` (a shorter
+    context survives more edits: each edit breaks ngram_len scored units instead of 5).
+    """
     from aimark.keys import DEFAULT_PARAMS, WatermarkKey, _key_id_for
 
+    name, _, overrides = scheme.partition("@")
+    params = dict(DEFAULT_PARAMS[name])
+    for assignment in filter(None, overrides.split(",")):
+        field, _, value = assignment.partition("=")
+        if field not in params:
+            raise ValueError(f"unknown {name} parameter {field!r} in {scheme!r}")
+        params[field] = type(params[field])(value)
     secret = hashlib.sha256(f"aimark-bench:{scheme}".encode()).digest()
-    return WatermarkKey(_key_id_for(secret, scheme), scheme, dict(DEFAULT_PARAMS[scheme]), secret)
+    return WatermarkKey(_key_id_for(secret, name), name, params, secret)
 
 
 def load_prompts(plan: Plan) -> list[dict]:
@@ -229,11 +243,15 @@ def rewrite_all(loaded, plan: Plan, generations: list[dict], cache: GenerationCa
     """Model paraphrases / translation round trips of each watermarked text's first ``rewrite_length`` tokens."""
     out: dict[tuple[str, str], str] = {}
     marked = [g for g in generations if g["scheme"] != "none"]
-    task = progress.add_task("model rewrites", total=len(plan.rewrites) * len(marked))
+    task = progress.add_task("model rewrites", total=len(plan.rewrites) * min(len(marked), plan.rewrite_documents * len(plan.schemes) * len(plan.languages)))
     for kind in plan.rewrites:
         for language in plan.languages:
             todo = []
+            per_scheme: dict[str, int] = defaultdict(int)
             for g in (g for g in marked if g["language"] == language):
+                per_scheme[g["scheme"]] += 1
+                if per_scheme[g["scheme"]] > plan.rewrite_documents:
+                    continue
                 cache_id = GenerationCache.key(kind=kind, source=g["id"], tokens=plan.rewrite_length, seed=plan.seed)
                 if cache_id in cache.rows:
                     out[(g["id"], kind)] = cache.rows[cache_id]["text"]
@@ -588,6 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--export-fixture", action="store_true", help=f"write the cache to {FIXTURE.relative_to(BENCH.parent)} and stop")
     parser.add_argument("--import-fixture", action="store_true", help="merge the committed fixture into the cache first")
     parser.add_argument("--fixture", type=Path, default=FIXTURE)
+    parser.add_argument("--schemes", help="comma-separated scheme variants, e.g. synthid,synthid@ngram_len=3,kgw,gumbel (default: the plan's)")
     parser.add_argument("--all-attacks", action="store_true", help="with --quick: every text attack of the full run on the quick slice (detection only, no extra generation)")
     args = parser.parse_args(argv)
 
@@ -600,6 +619,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     if args.quick and args.all_attacks:
         plan = replace(QUICK, attacks=FULL.attacks)
+    if args.schemes:
+        plan = replace(plan, schemes=tuple(args.schemes.split(",")))
+        for scheme in plan.schemes:
+            bench_key(scheme)  # fail on a typo before hours of generation
     started = time.monotonic()
 
     from aimark.engines import load_model

@@ -79,3 +79,11 @@ def test_model_rewrites_return_one_text_per_input(tiny, kind):
 
     rewritten = model_rewrites(tiny, ["The history of the city.", "日本国民は"], "en", kind=kind, max_new_tokens=8, seed=0)
     assert len(rewritten) == 2 and all(isinstance(text, str) for text in rewritten)
+
+
+def test_scheme_variants_get_their_own_fixed_keys():
+    default, short = robustness.bench_key("synthid"), robustness.bench_key("synthid@ngram_len=3")
+    assert default.params["ngram_len"] == 5 and short.params["ngram_len"] == 3
+    assert default.key_id != short.key_id and robustness.bench_key("synthid").key_id == default.key_id
+    with pytest.raises(ValueError, match="unknown synthid parameter"):
+        robustness.bench_key("synthid@ngram=3")
