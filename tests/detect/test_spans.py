@@ -62,8 +62,8 @@ def test_family_wise_error_on_human_text_is_at_most_alpha(tiny, human_passages, 
             trials += 1
             any_span += bool(result.spans)
             assert bool(result.spans) == result.watermarked
-            # The smallest uncorrected window p-value: what a scan without correction would test.
-            uncorrected_hits += result.p_value / result.windows_scanned <= FWER_ALPHA
+            assert result.min_window_p_value <= result.p_value
+            uncorrected_hits += result.min_window_p_value <= FWER_ALPHA
     _assert_rate_at_most(any_span, trials, FWER_ALPHA, f"{scheme} spans on human text")
     # Negative control: the uncorrected scan must exceed alpha, so this test can see a missing correction.
     assert uncorrected_hits / trials > 2 * FWER_ALPHA, f"{scheme}: uncorrected scan hit only {uncorrected_hits}/{trials}"
@@ -121,7 +121,7 @@ def test_json_shape_and_prompt_offsets(tiny, planted):
     shape = result.to_dict()
     assert set(shape) == {
         "scheme", "key_id", "p_value", "log10_p_value", "watermarked", "alpha",
-        "num_scored_tokens", "num_tokens", "keys_tried", "windows_scanned", "min_width", "spans",
+        "num_scored_tokens", "num_tokens", "keys_tried", "windows_scanned", "min_width", "min_window_p_value", "spans",
     }  # fmt: skip
     assert shape["spans"] and set(shape["spans"][0]) == {"start", "end", "first_token", "end_token", "num_scored_tokens", "p_value", "log10_p_value"}
     assert all(span["start"] >= len(prompt) for span in shape["spans"])

@@ -72,6 +72,7 @@ class SpanDetectionResult:
     num_tokens: int
     windows_scanned: int  # over all keys: the Bonferroni factor
     min_width: int
+    min_window_p_value: float  # the best window before correction (what an uncorrected scan would test)
     keys_tried: int = 1
     spans: tuple[WatermarkedSpan, ...] = field(default=())
 
@@ -85,6 +86,7 @@ class SpanDetectionResult:
             **verdict_fields(self),
             "windows_scanned": self.windows_scanned,
             "min_width": self.min_width,
+            "min_window_p_value": self.min_window_p_value,
             "spans": [span.to_dict() for span in self.spans],
         }
 
@@ -218,6 +220,7 @@ def detect_spans(
         num_tokens=int(len(ids) - scored_from),
         windows_scanned=windows_scanned,
         min_width=min_width,
+        min_window_p_value=math.exp(float(scan.log_p.min())) if len(scan.log_p) else 1.0,
         keys_tried=len(scans),
         spans=tuple(sorted(spans, key=lambda span: span.start)),
     )
