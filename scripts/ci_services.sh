@@ -17,6 +17,10 @@ command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # CJK glyphs for the page's ko/ja/zh screenshots (the tests read the DOM, the artifact is for people).
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
+# Human-written Japanese and Korean reference text for the robustness suite's false-positive checks.
+for doc in debian-faq-ja debian-reference-ja maint-guide-ja debian-faq-ko; do
+  dpkg -s "$doc" >/dev/null 2>&1 || missing+=("$doc")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq

@@ -186,13 +186,28 @@ def detect(
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object (see README).")] = False,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Input lines are JSON objects with a 'text' field; one result line each.")] = False,
     tokens: Annotated[bool, typer.Option("--tokens", help="Include per-token [start, end, score] in JSON.")] = False,
+    spans: Annotated[bool, typer.Option("--spans", help="Find watermarked spans in a long mixed text (family-wise error <= alpha over all windows).")] = False,
 ) -> None:
     """Detect the watermark in text, from the text and the key alone."""
+    if spans and (jsonl or tokens):
+        fail("--spans takes one text and prints spans, not --jsonl or --tokens")
     detector = _make_detector(key, model, alpha)
     if jsonl:
         _detect_jsonl(detector, source)
         return
     text = read_text_input(source)
+    if spans:
+        from aimark.detect.spans import detect_spans
+
+        found = detect_spans(detector, text, prompt=prompt)
+        if json_output:
+            print(json.dumps(found.to_dict(), ensure_ascii=False))
+            return
+        _render_result(found, as_json=False, tokens=False)
+        for span in found.spans:
+            snippet = text[span.start : span.end].replace("\n", " ")
+            console.print(f"  span chars {span.start}-{span.end}  p = {span.p_value:.3g}  {snippet[:60]!r}", highlight=False)
+        return
     result = detector.detect(text, prompt=prompt)
     _render_result(result, as_json=json_output, tokens=tokens)
 

@@ -11,6 +11,7 @@ from aimark.detect.detector import (
     TokenizerMismatchError,
 )
 from aimark.detect.result import DetectionResult, TokenScore
+from aimark.detect.spans import SpanDetectionResult, WatermarkedSpan, detect_spans
 from aimark.detect.stats import log_p_value, p_value
 
 __all__ = [
@@ -18,7 +19,10 @@ __all__ = [
     "DetectionInputError",
     "DetectionResult",
     "Detector",
+    "SpanDetectionResult",
     "TokenScore",
+    "WatermarkedSpan",
+    "detect_spans",
     "TokenizerMismatchError",
     "log_p_value",
     "p_value",

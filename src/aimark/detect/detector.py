@@ -14,6 +14,7 @@ from itertools import islice
 
 import numpy as np
 
+from aimark.detect.normalise import map_offsets, normalise_for_detection
 from aimark.detect.result import DetectionResult, TokenScore
 from aimark.detect.stats import keyring_corrected, log_p_value
 from aimark.keys import Keyring, WatermarkKey, tokenizer_fingerprint
@@ -60,6 +61,7 @@ class Detector:
         *,
         alpha: float = DEFAULT_ALPHA,
         check_tokenizer: bool = True,
+        normalise: bool = True,
     ):
         if not 0 < alpha < 1:
             raise ValueError("alpha must be between 0 and 1")
@@ -70,6 +72,8 @@ class Detector:
             raise ValueError("no keys to detect with")
         self.tokenizer = tokenizer
         self.alpha = alpha
+        # Remove invisible characters and fold look-alikes before tokenising (see detect/normalise.py).
+        self.normalise = normalise
         if check_tokenizer:
             for key in self.keys:
                 if key.tokenizer is not None and key.tokenizer.fingerprint != fingerprint_of(tokenizer):
@@ -84,6 +88,11 @@ class Detector:
     # -- public API -------------------------------------------------------------
     def detect(self, text: str, *, prompt: str | None = None, with_tokens: bool = True) -> DetectionResult:
         """Detect the watermark in ``text``; a given ``prompt`` is context only, never scored."""
+        ids, scored_from, offsets = self.encode(text, prompt=prompt)
+        return self._detect_ids(ids, scored_from=scored_from, offsets=offsets if with_tokens else None)
+
+    def encode(self, text: str, *, prompt: str | None = None) -> tuple[np.ndarray, int, list[tuple[int, int]]]:
+        """(token ids with the prompt's ids first, index of the first scored id, character offsets in ``text`` of the scored ids)."""
         _check_text(text)
         context_ids: list[int] = []
         if prompt:
@@ -97,8 +106,7 @@ class Detector:
                 body_ids, offsets = self._encode_with_offsets(text)
         else:
             body_ids, offsets = self._encode_with_offsets(text)
-        ids = np.asarray(context_ids + body_ids, dtype=np.int64)
-        return self._detect_ids(ids, scored_from=len(context_ids), offsets=offsets if with_tokens else None)
+        return np.asarray(context_ids + body_ids, dtype=np.int64), len(context_ids), offsets
 
     def detect_ids(self, token_ids: Sequence[int], *, scored_from: int = 0) -> DetectionResult:
         return self._detect_ids(np.asarray(token_ids, dtype=np.int64), scored_from=scored_from, offsets=None)
@@ -113,7 +121,8 @@ class Detector:
         while batch := list(islice(iterator, batch_size)):
             valid = [t for t in batch if isinstance(t, str) and t.strip()]
             # One tokenizer call per batch: the Rust tokenizer parallelises across texts.
-            encoded = iter(self.tokenizer(valid, add_special_tokens=False)["input_ids"]) if valid else iter(())
+            cleaned = [self._clean(t)[0] for t in valid]
+            encoded = iter(self.tokenizer(cleaned, add_special_tokens=False)["input_ids"]) if valid else iter(())
             for text in batch:
                 try:
                     _check_text(text)
@@ -122,13 +131,18 @@ class Detector:
                     yield exc
 
     # -- internals --------------------------------------------------------------
+    def _clean(self, text: str) -> tuple[str, list[tuple[int, int]] | None]:
+        return normalise_for_detection(text) if self.normalise else (text, None)
+
     def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(self._clean(text)[0], add_special_tokens=False)["input_ids"])
 
     def _encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        cleaned, spans = self._clean(text)
         try:
-            encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-            return list(encoding["input_ids"]), [tuple(o) for o in encoding["offset_mapping"]]
+            encoding = self.tokenizer(cleaned, add_special_tokens=False, return_offsets_mapping=True)
+            offsets = [tuple(o) for o in encoding["offset_mapping"]]
+            return list(encoding["input_ids"]), map_offsets(offsets, spans) if spans is not None else offsets
         except NotImplementedError:  # slow tokenizers have no offsets
             ids = self._encode(text)
             return ids, [(0, 0)] * len(ids)
@@ -161,7 +175,15 @@ class Detector:
             tokens=tokens,
         )
 
-    def _score(self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int) -> tuple[float, int, np.ndarray]:
+    def scored_units(self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int) -> tuple[np.ndarray, np.ndarray]:
+        """(token positions, values) of the units that count, in text order.
+
+        Each scored unit is kept once (and, for schemes that skip repeated
+        contexts at generation, each context once), and special tokens and the
+        prompt are left out, so the kept values are independent draws from
+        ``scheme.null`` on unwatermarked text: any subset of them (a window)
+        has an exact null too.
+        """
         scored = scheme.score(ids)
         keep = scored.positions >= scored_from
         if len(self._special_ids):
@@ -170,11 +192,13 @@ class Detector:
         if scheme.masks_repeated_contexts:
             kept = kept[first_occurrences(scored.contexts[kept])]
         kept = kept[first_occurrences(scored.units[kept])]
-        total = float(scored.values[kept].sum())
-        token_scores = np.full(len(ids), np.nan)
-        token_scores[scored.positions[kept]] = scheme.token_scores(scored.values[kept])
-        return log_p_value(scheme.null, total, len(kept)), len(kept), token_scores
+        return scored.positions[kept], scored.values[kept]
 
+    def _score(self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int) -> tuple[float, int, np.ndarray]:
+        positions, values = self.scored_units(scheme, ids, scored_from)
+        token_scores = np.full(len(ids), np.nan)
+        token_scores[positions] = scheme.token_scores(values)
+        return log_p_value(scheme.null, float(values.sum()), len(values)), len(values), token_scores
 
 def _check_text(text) -> None:
     if not isinstance(text, str):

@@ -7,6 +7,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def verdict_fields(result: Any) -> dict[str, Any]:
+    """The JSON fields every detection result shares (whole-text and span scans)."""
+    return {
+        "scheme": result.scheme,
+        "key_id": result.key_id,
+        "p_value": result.p_value,
+        "log10_p_value": result.log10_p_value,
+        "watermarked": result.watermarked,
+        "alpha": result.alpha,
+        "num_scored_tokens": result.num_scored_tokens,
+        "num_tokens": result.num_tokens,
+        "keys_tried": result.keys_tried,
+    }
+
+
 @dataclass(frozen=True)
 class TokenScore:
     """One token of the input: its character span, and its score when it was scored."""
@@ -34,17 +49,7 @@ class DetectionResult:
 
     def to_dict(self, *, include_tokens: bool = False) -> dict[str, Any]:
         """Stable JSON shape; documented in README ("detect --json")."""
-        document: dict[str, Any] = {
-            "scheme": self.scheme,
-            "key_id": self.key_id,
-            "p_value": self.p_value,
-            "log10_p_value": self.log10_p_value,
-            "watermarked": self.watermarked,
-            "alpha": self.alpha,
-            "num_scored_tokens": self.num_scored_tokens,
-            "num_tokens": self.num_tokens,
-            "keys_tried": self.keys_tried,
-        }
+        document = verdict_fields(self)
         if include_tokens:
             document["tokens"] = [[t.start, t.end, t.score] for t in self.tokens]
         return document

@@ -18,20 +18,26 @@ from aimark.schemes.base import BinomialNull, GammaNull, Null
 
 def log_p_value(null: Null, total: float, units: int) -> float:
     """Natural log of P(T >= total) for ``units`` independent units under ``null``."""
-    if units <= 0:
-        return 0.0
+    return float(log_p_values(null, np.asarray([total], dtype=np.float64), np.asarray([units]))[0])
+
+
+def log_p_values(null: Null, totals: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`log_p_value`: one log tail per (total, units) pair (window scans)."""
+    totals = np.asarray(totals, dtype=np.float64)
+    units = np.asarray(units, dtype=np.int64)
+    out = np.zeros(np.broadcast(totals, units).shape, dtype=np.float64)
+    totals, units = np.broadcast_arrays(totals, units)
     if isinstance(null, BinomialNull):
-        trials = units * null.trials_per_unit
-        successes = int(round(total))
-        if successes <= 0:
-            return 0.0
+        successes = np.rint(totals).astype(np.int64)
+        live = (units > 0) & (successes > 0)
         # P(X >= k) = sf(k - 1); discrete, hence conservative at a fixed alpha.
-        return float(min(0.0, stats.binom.logsf(successes - 1, trials, null.success_probability)))
-    if isinstance(null, GammaNull):
-        if total <= 0:
-            return 0.0
-        return float(min(0.0, stats.gamma.logsf(total, a=units)))
-    raise TypeError(f"unknown null distribution {null!r}")
+        out[live] = stats.binom.logsf(successes[live] - 1, units[live] * null.trials_per_unit, null.success_probability)
+    elif isinstance(null, GammaNull):
+        live = (units > 0) & (totals > 0)
+        out[live] = stats.gamma.logsf(totals[live], a=units[live])
+    else:
+        raise TypeError(f"unknown null distribution {null!r}")
+    return np.minimum(out, 0.0)
 
 
 def p_value(null: Null, total: float, units: int) -> float:

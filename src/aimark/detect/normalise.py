@@ -1,0 +1,106 @@
+"""Undo character disguises before tokenising, keeping a map back to the caller's character offsets.
+
+The robustness suite showed that zero-width characters inserted after 20% of the characters cut
+SynthID's detection at 90 tokens from 8/8 to 2/8 texts (each one splits a token and breaks every
+n-gram around it), and look-alike letters cost a little too. A language model does not write
+those disguises, so removing them costs no power on the text it wrote, and the p-values stay
+exact: the null holds for any text chosen without the key, and the cleaning uses no key.
+
+- Invisible format characters (Unicode category Cf: zero-width space/joiners, word joiner, BOM,
+  soft hyphen, bidirectional controls) are removed. Emoji ZWJ sequences lose their joiner,
+  which changes a few tokens of rare texts: a small power cost, never a false positive.
+- Cyrillic and Greek letters that look Latin are folded to Latin inside words that also hold
+  Latin letters (so Russian and Greek text is left alone).
+- Kangxi radicals and CJK radical supplements are folded to the unified ideographs they look like
+  (NFKC of those blocks only: full-width forms the model writes on purpose are kept).
+- Decomposed characters are composed (NFC per cluster): NFD Hangul jamo and kana with separate
+  voicing marks were hiding SynthID in Korean (1 of 2 texts detected after NFD of every sentence).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+_LOOKALIKE_SOURCES = "аасеіјорхуѕԁһӏАВСЕНІЈКМОРТХУЅΑΒΕΖΗΙΚΜΝΟΡΤΥΧοϲ"
+_LATIN_LOOKALIKES = str.maketrans(_LOOKALIKE_SOURCES, "aaceijopxysdhlABCEHIJKMOPTXYSABEZHIKMNOPTYXoc")
+_WORD = re.compile(r"\w+", re.UNICODE)
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def _is_radical(c: str) -> bool:
+    return 0x2E80 <= ord(c) <= 0x2FDF
+
+
+def _fold_word(match: re.Match) -> str:
+    word = match.group(0)
+    return word.translate(_LATIN_LOOKALIKES) if _LATIN.search(word) else word
+
+
+def _continues_cluster(char: str) -> bool:
+    """A combining mark, a Hangul medial/final jamo or a kana voicing mark: NFC may fold it into the character before."""
+    return bool(unicodedata.combining(char)) or 0x1160 <= ord(char) <= 0x11FF or char in "\u3099\u309a"
+
+
+@functools.cache
+def _changeable() -> re.Pattern:
+    """Every character the cleaning below could remove, fold or compose (built once per process, ~0.15 s).
+
+    Most texts hold none of them; checking first keeps detection at tokenizer speed.
+    """
+    def changeable(code: int) -> bool:
+        char = chr(code)
+        return unicodedata.category(char) == "Cf" or _is_radical(char) or _continues_cluster(char)
+
+    # Planes 0-1 hold every such character except the plane-14 tag characters (Cf), added as a range.
+    codes = sorted({c for c in range(0x20000) if changeable(c)} | set(range(0xE0000, 0xE0080)) | {ord(c) for c in _LOOKALIKE_SOURCES})
+    ranges, start = [], codes[0]
+    for previous, current in zip(codes, codes[1:] + [None]):
+        if current != previous + 1:
+            ranges.append(re.escape(chr(start)) + ("-" + re.escape(chr(previous)) if previous > start else ""))
+            start = current
+    return re.compile("[" + "".join(ranges) + "]")
+
+
+def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]] | None]:
+    """(cleaned text, spans) where ``spans[i]`` is the (start, end) in ``text`` that cleaned character ``i`` came from.
+
+    Characters are grouped into clusters (a base and the marks that follow it); each cluster is
+    NFC-composed, so decomposed Hangul (NFD jamo) and kana with separate voicing marks come back
+    to the precomposed characters the model writes, and every character of the cluster maps to
+    the cluster's span.
+    """
+    if not _changeable().search(text):
+        return text, None  # nothing to clean: offsets are the caller's own
+    clusters: list[tuple[str, int, int]] = []  # (characters, start, end) in text
+    for index, char in enumerate(text):
+        if unicodedata.category(char) == "Cf":
+            continue
+        if _is_radical(char):
+            folded = unicodedata.normalize("NFKC", char)
+            char = folded if len(folded) == 1 else char
+        if clusters and _continues_cluster(char) and clusters[-1][2] == index:
+            chars, start, _ = clusters[-1]
+            clusters[-1] = (chars + char, start, index + 1)
+        else:
+            clusters.append((char, index, index + 1))
+    pieces: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for chars, start, end in clusters:
+        composed = unicodedata.normalize("NFC", chars) if len(chars) > 1 else chars
+        pieces.append(composed)
+        spans.extend([(start, end)] * len(composed))
+    return _WORD.sub(_fold_word, "".join(pieces)), spans
+
+
+def map_offsets(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Token offsets in the cleaned text -> offsets in the original text."""
+    mapped = []
+    for start, end in offsets:
+        if end > start:
+            mapped.append((spans[start][0], spans[end - 1][1]))
+        else:
+            position = spans[start][0] if start < len(spans) else (spans[-1][1] if spans else 0)
+            mapped.append((position, position))
+    return mapped

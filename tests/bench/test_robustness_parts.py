@@ -1,0 +1,89 @@
+"""Pieces of bench/robustness.py that need no model: corpus, cache and fixture, metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import pytest
+
+pytest.importorskip("kiwipiepy", reason="the bench extra (pip install -e '.[bench]') provides the segmenters")
+
+from bench import robustness  # noqa: E402
+from bench.human_text import human_passages, script_share  # noqa: E402
+
+
+def test_prompt_corpus_has_fifty_per_language_in_four_styles_with_sources():
+    rows = [json.loads(line) for line in robustness.PROMPTS.read_text(encoding="utf-8").splitlines()]
+    per_language = Counter(r["language"] for r in rows)
+    assert all(per_language[language] >= 50 for language in ("ko", "ja", "zh", "en"))
+    assert {r["style"] for r in rows} == {"news", "essay", "dialogue", "instruction"}
+    assert all(r["source"] and r["prompt"] for r in rows) and len({r["id"] for r in rows}) == len(rows)
+    for row in rows:
+        if row["language"] != "en":
+            assert script_share(row["prompt"], row["language"]) > 0.4, row
+
+
+def test_quick_slice_covers_every_style_it_can():
+    chosen = robustness.load_prompts(robustness.FULL)
+    assert len(chosen) == 4 * 52
+    quick = robustness.load_prompts(robustness.QUICK)
+    assert len(quick) == 8 and len({(r["language"], r["style"]) for r in quick}) == 8
+
+
+@pytest.mark.parametrize("language", ["ko", "zh", "en"])
+def test_human_passages_are_prose_of_the_language_with_a_source(language):
+    passages = human_passages(language, limit=150)
+    assert len(passages) == 150
+    assert len({p["text"] for p in passages}) == 150
+    for passage in passages:
+        assert passage["source"]
+        if language != "en":
+            assert script_share(passage["text"], language) >= 0.5
+
+
+def test_generation_cache_is_resumable_and_round_trips_through_the_fixture(tmp_path):
+    cache = robustness.GenerationCache(tmp_path / "cache" / "generations.jsonl")
+    first = {"id": robustness.GenerationCache.key(kind="generation", prompt_id="ko-news-00"), "text": "가나다"}
+    second = {"id": robustness.GenerationCache.key(kind="generation", prompt_id="ko-news-01"), "text": "라마바"}
+    cache.add([first])
+    cache.add([second])
+    reopened = robustness.GenerationCache(tmp_path / "cache" / "generations.jsonl")
+    assert reopened.rows == {first["id"]: first, second["id"]: second}
+    fixture = tmp_path / "generations.jsonl.gz"
+    assert reopened.export(fixture) == 2
+    fresh = robustness.GenerationCache(tmp_path / "other" / "generations.jsonl")
+    assert fresh.import_from(fixture) == 2 and fresh.rows == reopened.rows
+    assert fresh.import_from(fixture) == 2 and len(fresh.path.read_text().splitlines()) == 2  # no duplicates
+
+
+def test_auc_and_tpr():
+    assert robustness.auc([3, 4], [1, 2]) == 1.0
+    assert robustness.auc([1, 2], [3, 4]) == 0.0
+    assert robustness.auc([1], [1]) == 0.5
+    assert math.isnan(robustness.auc([], [1]))
+    assert robustness.tpr([1e-4, 1e-2, 0.5], 1e-3) == pytest.approx(1 / 3)
+
+
+def test_diversity_counts_repeats(tiny):
+    repetitive = robustness.diversity(tiny.tokenizer, ["abcabcabcabc"])
+    varied = robustness.diversity(tiny.tokenizer, ["the quick brown fox"])
+    assert repetitive["repetition_4"] > 0.5 and varied["repetition_4"] == 0
+    assert repetitive["distinct_2"] < varied["distinct_2"]
+
+
+@pytest.mark.parametrize("kind", ["paraphrase", "round-trip"])
+def test_model_rewrites_return_one_text_per_input(tiny, kind):
+    from bench.attacks import model_rewrites
+
+    rewritten = model_rewrites(tiny, ["The history of the city.", "日本国民は"], "en", kind=kind, max_new_tokens=8, seed=0)
+    assert len(rewritten) == 2 and all(isinstance(text, str) for text in rewritten)
+
+
+def test_scheme_variants_get_their_own_fixed_keys():
+    default, short = robustness.bench_key("synthid"), robustness.bench_key("synthid@ngram_len=3")
+    assert default.params["ngram_len"] == 5 and short.params["ngram_len"] == 3
+    assert default.key_id != short.key_id and robustness.bench_key("synthid").key_id == default.key_id
+    with pytest.raises(ValueError, match="unknown synthid parameter"):
+        robustness.bench_key("synthid@ngram=3")

@@ -1,0 +1,70 @@
+"""Detection undoes invisible characters and look-alikes, and still reports offsets in the caller's text."""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+
+import pytest
+
+from aimark.detect import Detector, detect_spans
+from aimark.detect.normalise import map_offsets, normalise_for_detection
+from aimark.engines import generate
+from tests.helpers import fixed_key
+
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def test_invisible_characters_are_removed_and_offsets_map_back():
+    text = "ab\u200bc\ufeffd"
+    cleaned, spans = normalise_for_detection(text)
+    assert cleaned == "abcd"
+    assert [text[s:e] for s, e in spans] == list("abcd")
+    assert map_offsets([(0, 2), (2, 4)], spans) == [(0, 2), (3, 6)]
+
+
+def test_decomposed_hangul_and_kana_are_composed_with_offsets_over_the_whole_cluster():
+    text = unicodedata.normalize("NFD", "한국어 がくせい")
+    cleaned, spans = normalise_for_detection(text)
+    assert cleaned == "한국어 がくせい"
+    assert text[spans[0][0] : spans[0][1]] == unicodedata.normalize("NFD", "한")
+    assert map_offsets([(0, 3)], spans) == [(0, len(unicodedata.normalize("NFD", "한국어")))]
+
+
+def test_look_alikes_are_folded_only_inside_latin_words():
+    cleaned, _ = normalise_for_detection("Thе wаter іs cold. Привет, мир. Ελλάδα")
+    assert cleaned == "The water is cold. Привет, мир. Ελλάδα"
+    assert normalise_for_detection("⼈⽇本")[0] == "人日本"
+    # Full-width forms are the model's own choice in CJK text: kept.
+    assert normalise_for_detection("２０２４年（令和６年）")[0] == "２０２４年（令和６年）"
+
+
+@pytest.fixture(scope="module")
+def marked(tiny):
+    key = fixed_key("synthid", "normalise")
+    text = generate(tiny, ["The history of the"], key=key, max_new_tokens=120, min_new_tokens=120, seed=4, chat=False)[0].text
+    rng = random.Random(0)
+    disguised = "".join(c + (rng.choice(ZERO_WIDTH) if rng.random() < 0.3 else "") for c in text)
+    return key, text, disguised
+
+
+def test_zero_width_attack_is_undone_and_raw_detection_shows_why(tiny, marked):
+    key, text, disguised = marked
+    cleaned = Detector(key, tiny.tokenizer).detect(disguised)
+    raw = Detector(key, tiny.tokenizer, normalise=False).detect(disguised)
+    assert cleaned.p_value == pytest.approx(Detector(key, tiny.tokenizer).detect(text).p_value)
+    assert cleaned.watermarked and raw.p_value > cleaned.p_value * 1e6
+    # Token offsets point into the disguised text the caller passed.
+    for token in cleaned.tokens:
+        piece = disguised[token.start : token.end]
+        assert piece and piece[0] not in ZERO_WIDTH
+
+
+def test_span_offsets_refer_to_the_callers_text(tiny, marked, human_passages):
+    key, _, disguised = marked
+    document = human_passages[5] + " " + disguised + " " + human_passages[6]
+    result = detect_spans(Detector(key, tiny.tokenizer), document)
+    assert result.spans
+    start = document.index(disguised)
+    best = max(result.spans, key=lambda s: min(s.end, start + len(disguised)) - max(s.start, start))
+    assert best.start < start + len(disguised) and best.end > start
