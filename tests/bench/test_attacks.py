@@ -105,8 +105,10 @@ def test_token_edits_use_the_model_tokenizer(tiny):
     text = TEXTS["en"]
     count = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     edits = attacks.token_attacks(tokenizer)
+    # Re-tokenising the edited text can merge a few pieces differently (BPE), hence the small slack.
+    slack = max(2, round(0.05 * count))
     deleted = edits["token-delete"](text, 0.2, random.Random(0))
-    assert len(tokenizer(deleted, add_special_tokens=False)["input_ids"]) == count - round(0.2 * count)
+    assert abs(len(tokenizer(deleted, add_special_tokens=False)["input_ids"]) - (count - round(0.2 * count))) <= slack
     inserted = edits["token-insert"](text, 0.2, random.Random(0))
-    assert len(tokenizer(inserted, add_special_tokens=False)["input_ids"]) == count + round(0.2 * count)
+    assert abs(len(tokenizer(inserted, add_special_tokens=False)["input_ids"]) - (count + round(0.2 * count))) <= slack
     assert edits["token-substitute"](text, 0.0, random.Random(0)) == text

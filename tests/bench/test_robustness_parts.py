@@ -67,7 +67,7 @@ def test_auc_and_tpr():
 
 
 def test_diversity_counts_repeats(tiny):
-    repetitive = robustness.diversity(tiny.tokenizer, ["abcabcabcabc"])
+    repetitive = robustness.diversity(tiny.tokenizer, ["the cat sat on the mat. " * 12])
     varied = robustness.diversity(tiny.tokenizer, ["the quick brown fox"])
     assert repetitive["repetition_4"] > 0.5 and varied["repetition_4"] == 0
     assert repetitive["distinct_2"] < varied["distinct_2"]
