@@ -143,3 +143,15 @@ def test_generate_label_sign_verify_end_to_end(generated, key_file, tmp_path):
     assert report["layers"]["watermark"]["result"]["watermarked"] is True
     assert report["layers"]["c2pa"]["signature_valid"] is True and report["layers"]["c2pa"]["bound"] is False
     assert report["verdict"] == "not_satisfied"
+
+
+def test_demo_runs_every_language_with_controls(tiny_model_dir):
+    table = run("demo", "--model", tiny_model_dir, "--max-new-tokens", 16)
+    assert table.exit_code in (0, 1), table.output  # 1 = a verdict was not as expected (16 tokens is short)
+    assert "verdicts as expected" in table.output and "control" in table.output
+    result = run("demo", "--model", tiny_model_dir, "--max-new-tokens", 16, "--json")
+    document = json.loads(result.stdout)
+    assert [(r["language"], r["kind"]) for r in document["results"]] == [
+        (language, kind) for language in ("ko", "ja", "zh", "en", "code") for kind in ("watermarked", "control")
+    ]
+    assert "secret" not in json.dumps(document["key"])

@@ -328,22 +328,23 @@ def demo(
         )
         return
     table = Table(title=f"aimark demo: {scheme} watermark (key {key.key_id}), alpha = {alpha:g}")
-    for column in ("lang", "output", "tokens", "scored", "p-value", "verdict", "text"):
-        table.add_column(column, overflow="fold" if column == "text" else "ellipsis", no_wrap=column != "text")
+    # One line per output: the fixed columns take about 58 characters, the text preview the rest.
+    for column in ("lang", "kind", "scored", "p-value", "verdict"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=max(10, console.width - 58))
     correct = 0
     for language, kind, generation, result, error in rows:
         expected = kind == "watermarked"
         ok = result is not None and result.watermarked == expected
         correct += ok
-        verdict = error or ("watermarked" if result.watermarked else "not watermarked")
+        verdict = error or ("detected" if result.watermarked else "not detected")
         style = "green" if ok else "red"
-        snippet = " ".join(generation.text.split())[:60]
+        snippet = " ".join(generation.text.split())[:200]
         table.add_row(
             language,
-            kind,
-            str(generation.num_tokens),
-            str(result.num_scored_tokens) if result else "-",
-            f"{result.p_value:.2e}" if result else "-",
+            "marked" if expected else "control",
+            f"{result.num_scored_tokens}/{result.num_tokens}" if result else f"-/{generation.num_tokens}",
+            f"{result.p_value:.1e}" if result else "-",
             f"[{style}]{verdict}[/]",
             snippet,
         )
