@@ -18,14 +18,13 @@ SCHEME_CHOICES = "synthid|kgw|gumbel"
 
 
 def _tokenizer_binding(model: Optional[str]):
-    from aimark.detect.detector import fingerprint_of
+    from aimark.detect.detector import tokenizer_binding
     from aimark.engines import canonical_model_ref, load_tokenizer
-    from aimark.keys import TokenizerBinding
 
     ref = canonical_model_ref(model)
     with model_status() as say:
         tokenizer = load_tokenizer(ref, progress=say)
-    return ref, TokenizerBinding(ref, len(tokenizer), fingerprint_of(tokenizer))
+    return ref, tokenizer_binding(tokenizer, ref)
 
 
 @app.command()
@@ -106,11 +105,10 @@ def generate(
     model_ref = model or (watermark_key.model if watermark_key else None)
     with model_status() as say:
         loaded = load_model(model_ref, progress=say)
-    if watermark_key is not None and watermark_key.tokenizer is not None:
-        from aimark.detect.detector import fingerprint_of
+    if watermark_key is not None:
+        from aimark.detect.detector import ensure_tokenizer_matches
 
-        if fingerprint_of(loaded.tokenizer) != watermark_key.tokenizer.fingerprint:
-            fail(f"key {watermark_key.key_id} was made for another tokenizer ({watermark_key.tokenizer.name})")
+        ensure_tokenizer_matches(watermark_key, loaded.tokenizer)  # a mismatch is a one-line error (guarded)
     with token_progress(len(prompts) * max_new_tokens, "generating") as advance:
         generations = run_generation(
             loaded,
@@ -283,17 +281,16 @@ def demo(
     from rich.table import Table
 
     from aimark.detect import Detector
-    from aimark.detect.detector import fingerprint_of
+    from aimark.detect.detector import tokenizer_binding
     from aimark.engines import generate as run_generation
     from aimark.engines import load_model
-    from aimark.keys import TokenizerBinding, generate_key
+    from aimark.keys import generate_key
 
     if scheme not in SCHEMES:
         fail(f"unknown scheme {scheme!r}; choose {SCHEME_CHOICES}")
     with model_status() as say:
         loaded = load_model(model, progress=say)
-    binding = TokenizerBinding(loaded.name, len(loaded.tokenizer), fingerprint_of(loaded.tokenizer))
-    key = generate_key(scheme, tokenizer=binding, model=loaded.name)
+    key = generate_key(scheme, tokenizer=tokenizer_binding(loaded.tokenizer, loaded.name), model=loaded.name)
     prompts = [p for _, p in DEMO_PROMPTS]
     with token_progress(2 * len(prompts) * max_new_tokens, "generating watermarked and control text") as advance:
         marked = run_generation(loaded, prompts, key=key, max_new_tokens=max_new_tokens, seed=seed, on_tokens=advance)

@@ -17,7 +17,7 @@ import numpy as np
 from aimark.detect.normalise import map_offsets, normalise_for_detection
 from aimark.detect.result import DetectionResult, TokenScore
 from aimark.detect.stats import keyring_corrected, log_p_value
-from aimark.keys import Keyring, WatermarkKey, tokenizer_fingerprint
+from aimark.keys import Keyring, TokenizerBinding, WatermarkKey, tokenizer_fingerprint
 from aimark.schemes import WatermarkScheme, scheme_for_key
 
 DEFAULT_ALPHA = 1e-3
@@ -40,6 +40,19 @@ def fingerprint_of(tokenizer) -> str:
         except AttributeError:  # pragma: no cover - tokenizers with __slots__
             pass
     return cached
+
+
+def tokenizer_binding(tokenizer, name: str) -> TokenizerBinding:
+    """What a key records about the tokenizer it is made for."""
+    return TokenizerBinding(name, len(tokenizer), fingerprint_of(tokenizer))
+
+
+def ensure_tokenizer_matches(key: WatermarkKey, tokenizer) -> None:
+    """Raise TokenizerMismatchError when ``key`` was made for another tokenizer."""
+    if key.tokenizer is not None and key.tokenizer.fingerprint != fingerprint_of(tokenizer):
+        raise TokenizerMismatchError(
+            f"key {key.key_id} was made for tokenizer {key.tokenizer.name!r}; the tokenizer given is a different one"
+        )
 
 
 def first_occurrences(values: np.ndarray) -> np.ndarray:
@@ -76,11 +89,7 @@ class Detector:
         self.normalise = normalise
         if check_tokenizer:
             for key in self.keys:
-                if key.tokenizer is not None and key.tokenizer.fingerprint != fingerprint_of(tokenizer):
-                    raise TokenizerMismatchError(
-                        f"key {key.key_id} was made for tokenizer {key.tokenizer.name!r}; "
-                        "the tokenizer given is a different one"
-                    )
+                ensure_tokenizer_matches(key, tokenizer)
         vocab_size = len(tokenizer)
         self.schemes: tuple[WatermarkScheme, ...] = tuple(scheme_for_key(k, vocab_size=vocab_size) for k in self.keys)
         self._special_ids = np.asarray(sorted(set(getattr(tokenizer, "all_special_ids", []) or [])), dtype=np.int64)

@@ -53,15 +53,13 @@ def service_key_path(model_name: str, home: Path) -> Path:
 
 def default_service_key(loaded, home: Path) -> WatermarkKey:
     """The service's own key for this model: created once (mode 0600), then reused, so outputs stay detectable."""
-    from aimark.detect.detector import fingerprint_of
-    from aimark.keys import TokenizerBinding
+    from aimark.detect.detector import tokenizer_binding
 
     path = service_key_path(loaded.name, home)
     if path.exists():
         return load_key(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    binding = TokenizerBinding(loaded.name, len(loaded.tokenizer), fingerprint_of(loaded.tokenizer))
-    key = generate_key("synthid", tokenizer=binding, model=loaded.name)
+    key = generate_key("synthid", tokenizer=tokenizer_binding(loaded.tokenizer, loaded.name), model=loaded.name)
     save_key(key, path)
     return key
 
