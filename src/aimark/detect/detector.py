@@ -19,6 +19,7 @@ from aimark.detect.result import DetectionResult, TokenScore
 from aimark.detect.stats import keyring_corrected, log_p_value
 from aimark.keys import Keyring, TokenizerBinding, WatermarkKey, tokenizer_fingerprint
 from aimark.schemes import WatermarkScheme, scheme_for_key
+from aimark.schemes.code import free_token_mask, normalise_language
 
 DEFAULT_ALPHA = 1e-3
 
@@ -95,10 +96,27 @@ class Detector:
         self._special_ids = np.asarray(sorted(set(getattr(tokenizer, "all_special_ids", []) or [])), dtype=np.int64)
 
     # -- public API -------------------------------------------------------------
-    def detect(self, text: str, *, prompt: str | None = None, with_tokens: bool = True) -> DetectionResult:
-        """Detect the watermark in ``text``; a given ``prompt`` is context only, never scored."""
+    def detect(
+        self, text: str, *, prompt: str | None = None, with_tokens: bool = True, language: str | None = None
+    ) -> DetectionResult:
+        """Detect the watermark in ``text``; a given ``prompt`` is context only, never scored.
+
+        ``language`` (``"python"``, ``"javascript"``, ``"markdown"``, …; see ``aimark.schemes.code``)
+        switches on the code gate: only identifiers, literals, comments (and prose around code fences)
+        are counted, which is where a program's free choices are.
+        """
         ids, scored_from, offsets = self.encode(text, prompt=prompt)
-        return self._detect_ids(ids, scored_from=scored_from, offsets=offsets if with_tokens else None)
+        allowed = self.code_gate(text, offsets, scored_from, len(ids), language)
+        return self._detect_ids(ids, scored_from=scored_from, offsets=offsets if with_tokens else None, allowed=allowed, language=language)
+
+    @staticmethod
+    def code_gate(text: str, offsets, scored_from: int, num_ids: int, language: str | None) -> np.ndarray | None:
+        """Positions (over prompt + text ids) the code gate lets the detector count; ``None`` = all."""
+        if language is None:
+            return None
+        allowed = np.zeros(num_ids, dtype=bool)
+        allowed[scored_from:] = free_token_mask(text, offsets, normalise_language(language))
+        return allowed
 
     def encode(self, text: str, *, prompt: str | None = None) -> tuple[np.ndarray, int, list[tuple[int, int]]]:
         """(token ids with the prompt's ids first, index of the first scored id, character offsets in ``text`` of the scored ids)."""
@@ -117,15 +135,31 @@ class Detector:
             body_ids, offsets = self._encode_with_offsets(text)
         return np.asarray(context_ids + body_ids, dtype=np.int64), len(context_ids), offsets
 
-    def detect_ids(self, token_ids: Sequence[int], *, scored_from: int = 0) -> DetectionResult:
-        return self._detect_ids(np.asarray(token_ids, dtype=np.int64), scored_from=scored_from, offsets=None)
+    def detect_ids(
+        self, token_ids: Sequence[int], *, scored_from: int = 0, allowed: Sequence[bool] | None = None
+    ) -> DetectionResult:
+        """Detect on token ids; ``allowed`` (one flag per id) restricts which positions count."""
+        mask = None if allowed is None else np.asarray(allowed, dtype=bool)
+        if mask is not None and len(mask) != len(token_ids):
+            raise ValueError("allowed must have one flag per token id")
+        return self._detect_ids(np.asarray(token_ids, dtype=np.int64), scored_from=scored_from, offsets=None, allowed=mask)
 
-    def detect_many(self, texts: Iterable[str], *, batch_size: int = 64) -> Iterator[DetectionResult | DetectionInputError]:
+    def detect_many(
+        self, texts: Iterable[str], *, batch_size: int = 64, language: str | None = None
+    ) -> Iterator[DetectionResult | DetectionInputError]:
         """Stream results in input order; memory stays bounded by ``batch_size`` texts.
 
         A text that cannot be scored yields its exception instead of a result,
         so one bad line does not stop a batch.
         """
+        if language is not None:  # the gate needs each text's offsets
+            for text in texts:
+                try:
+                    _check_text(text)
+                    yield self.detect(text, with_tokens=False, language=language)
+                except DetectionInputError as exc:
+                    yield exc
+            return
         iterator = iter(texts)
         while batch := list(islice(iterator, batch_size)):
             valid = [t for t in batch if isinstance(t, str) and t.strip()]
@@ -156,13 +190,20 @@ class Detector:
             ids = self._encode(text)
             return ids, [(0, 0)] * len(ids)
 
-    def _detect_ids(self, ids: np.ndarray, *, scored_from: int, offsets) -> DetectionResult:
+    def _detect_ids(
+        self, ids: np.ndarray, *, scored_from: int, offsets, allowed: np.ndarray | None = None, language: str | None = None
+    ) -> DetectionResult:
         log_ps, counts, per_key_tokens = [], [], []
         for scheme in self.schemes:
-            log_p, count, token_scores = self._score(scheme, ids, scored_from)
+            log_p, count, token_scores = self._score(scheme, ids, scored_from, allowed)
             log_ps.append(log_p)
             counts.append(count)
             per_key_tokens.append(token_scores)
+        if max(counts) == 0 and allowed is not None and len(ids) - scored_from > max(s.context_width for s in self.schemes):
+            raise DetectionInputError(
+                f"nothing to score: none of the {len(ids) - scored_from} token(s) is an identifier, literal or "
+                f"comment of {language or 'the code'}, which is what the code gate counts"
+            )
         if max(counts) == 0:
             raise DetectionInputError(
                 f"nothing to score: the text has {len(ids) - scored_from} token(s); "
@@ -182,14 +223,17 @@ class Detector:
             alpha=self.alpha,
             keys_tried=len(self.schemes),
             tokens=tokens,
+            code_language=normalise_language(language),
         )
 
-    def scored_units(self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int) -> tuple[np.ndarray, np.ndarray]:
+    def scored_units(
+        self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(token positions, values) of the units that count, in text order.
 
         Each scored unit is kept once (and, for schemes that skip repeated
         contexts at generation, each context once), and special tokens and the
-        prompt are left out, so the kept values are independent draws from
+        prompt are left out (and, with a code gate, positions ``allowed`` rejects), so the kept values are independent draws from
         ``scheme.null`` on unwatermarked text: any subset of them (a window)
         has an exact null too.
         """
@@ -197,14 +241,18 @@ class Detector:
         keep = scored.positions >= scored_from
         if len(self._special_ids):
             keep &= ~np.isin(ids[scored.positions], self._special_ids)
+        if allowed is not None:
+            keep &= allowed[scored.positions]
         kept = np.flatnonzero(keep)
         if scheme.masks_repeated_contexts:
             kept = kept[first_occurrences(scored.contexts[kept])]
         kept = kept[first_occurrences(scored.units[kept])]
         return scored.positions[kept], scored.values[kept]
 
-    def _score(self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int) -> tuple[float, int, np.ndarray]:
-        positions, values = self.scored_units(scheme, ids, scored_from)
+    def _score(
+        self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int, allowed: np.ndarray | None = None
+    ) -> tuple[float, int, np.ndarray]:
+        positions, values = self.scored_units(scheme, ids, scored_from, allowed)
         token_scores = np.full(len(ids), np.nan)
         token_scores[positions] = scheme.token_scores(values)
         return log_p_value(scheme.null, float(values.sum()), len(values)), len(values), token_scores

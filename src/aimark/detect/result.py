@@ -42,6 +42,8 @@ class DetectionResult:
     alpha: float
     keys_tried: int = 1
     tokens: tuple[TokenScore, ...] = field(default=(), repr=False)
+    #: The language whose code gate chose the scored tokens; None when every token counted.
+    code_language: str | None = None
 
     @property
     def watermarked(self) -> bool:
@@ -50,6 +52,7 @@ class DetectionResult:
     def to_dict(self, *, include_tokens: bool = False) -> dict[str, Any]:
         """Stable JSON shape; documented in README ("detect --json")."""
         document = verdict_fields(self)
+        document["code_language"] = self.code_language
         if include_tokens:
             document["tokens"] = [[t.start, t.end, t.score] for t in self.tokens]
         return document

@@ -129,8 +129,10 @@ class _KeyScan:
         return log_p_values(self.scheme.null, self.cumulative[ends] - self.cumulative[starts], ends - starts)
 
 
-def _scan(detector: Detector, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int, min_width: int) -> _KeyScan:
-    positions, values = detector.scored_units(scheme, ids, scored_from)
+def _scan(
+    detector: Detector, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int, min_width: int, allowed: np.ndarray | None
+) -> _KeyScan:
+    positions, values = detector.scored_units(scheme, ids, scored_from, allowed)
     cumulative = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
     starts, widths = window_grid(len(values), min_width)
     log_p = log_p_values(scheme.null, cumulative[starts + widths] - cumulative[starts], widths)
@@ -163,11 +165,13 @@ def detect_spans(
     prompt: str | None = None,
     min_width: int = DEFAULT_MIN_WIDTH,
     alpha: float | None = None,
+    language: str | None = None,
 ) -> SpanDetectionResult:
     """Scan ``text`` for watermarked spans with the detector's keys; FWER over all windows <= alpha.
 
     ``alpha`` defaults to the detector's. ``min_width`` is the narrowest window
-    in scored tokens: narrower finds shorter spans but pays a larger correction.
+    in scored tokens: narrower finds shorter spans but pays a larger correction. ``language`` applies
+    the code gate (see :meth:`Detector.detect`).
     """
     if min_width < 1:
         raise ValueError("min_width must be >= 1")
@@ -175,7 +179,8 @@ def detect_spans(
     if not 0 < alpha < 1:
         raise ValueError("alpha must be between 0 and 1")
     ids, scored_from, offsets = detector.encode(text, prompt=prompt)
-    scans = [_scan(detector, scheme, ids, scored_from, min_width) for scheme in detector.schemes]
+    allowed = detector.code_gate(text, offsets, scored_from, len(ids), language)
+    scans = [_scan(detector, scheme, ids, scored_from, min_width, allowed) for scheme in detector.schemes]
     windows_scanned = sum(len(scan.log_p) for scan in scans)
     if windows_scanned == 0:
         raise DetectionInputError(

@@ -2,6 +2,7 @@
 
 from aimark.engines.generation import Generation, format_prompt, generate
 from aimark.engines.models import (
+    CODE_MODEL,
     EMBEDDED_MODEL,
     LoadedModel,
     ModelLoadError,
@@ -12,6 +13,7 @@ from aimark.engines.models import (
 )
 
 __all__ = [
+    "CODE_MODEL",
     "EMBEDDED_MODEL",
     "Generation",
     "LoadedModel",

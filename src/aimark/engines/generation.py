@@ -67,11 +67,16 @@ def generate(
     batch_size: int = 8,
     seed: int | None = None,
     chat: bool = True,
+    stop_strings: Sequence[str] = (),
+    extra_processors: Sequence = (),
     on_tokens: Callable[[int], None] | None = None,
 ) -> list[Generation]:
     """Generate one continuation per prompt, ``batch_size`` prompts per forward batch.
 
     ``key=None`` samples with the same settings and no watermark (the control).
+    ``stop_strings`` end a row when its new text contains one (the text is cut before it, as
+    completion APIs do). ``extra_processors`` run before the watermark (e.g. a baseline scheme
+    under comparison, with ``key=None``).
     ``on_tokens(n)`` is called after each step with the number of new tokens in that step (progress bars).
     """
     import torch
@@ -95,7 +100,7 @@ def generate(
         batch = list(prompts[start : start + batch_size])
         formatted = [format_prompt(tokenizer, p, chat=chat) for p in batch]
         inputs = tokenizer(formatted, return_tensors="pt", padding=True, add_special_tokens=True)
-        processors = LogitsProcessorList()
+        processors = LogitsProcessorList(list(extra_processors))
         if scheme is not None:
             processors.append(
                 WatermarkLogitsProcessor(scheme, top_k=top_k, temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id)
@@ -114,16 +119,23 @@ def generate(
                 repetition_penalty=repetition_penalty,
                 eos_token_id=stop_ids,
                 pad_token_id=tokenizer.pad_token_id,
+                **({"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}),
                 **sampling,
             )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         for prompt, row in zip(batch, new_tokens.tolist()):
-            stopped = next((i for i, t in enumerate(row) if t in stop_ids), None)
+            # Rows ended by a stop string are padded to the batch's length.
+            ends = set(stop_ids) | ({tokenizer.pad_token_id} if stop_strings else set())
+            stopped = next((i for i, t in enumerate(row) if t in ends), None)
             kept = row if stopped is None else row[:stopped]
+            text = tokenizer.decode(kept, skip_special_tokens=True)
+            cut = min((i for i in (text.find(s) for s in stop_strings) if i >= 0), default=-1)
+            if cut >= 0:
+                text, stopped = text[:cut], cut
             results.append(
                 Generation(
                     prompt=prompt,
-                    text=tokenizer.decode(kept, skip_special_tokens=True),
+                    text=text,
                     num_tokens=len(kept),
                     finish_reason="length" if stopped is None else "stop",
                     scheme=scheme.name if scheme else "none",

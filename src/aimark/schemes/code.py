@@ -1,0 +1,267 @@
+"""aimark's code scheme: which tokens of a program carry the watermark, decided from the text alone.
+
+Much of a program is forced (keywords, brackets, indentation): those tokens carry almost no keyed
+signal and only dilute a detector's count. SWEET skips them by the model's entropy, which a verifier
+does not have. Here the criterion is the *lexical class* of each language-model token, recomputed
+at detection from the code itself with the language's own tokenizer (Python's ``tokenize``; Pygments
+lexers for other languages, already installed with rich): identifiers, literals and comments are the
+free choices of a program; keywords, operators, punctuation and layout are not.
+
+Generation needs no gate: the code scheme samples with SynthID's tournament, which is
+distortion-free, so programs stay as correct as unwatermarked ones in expectation. The gate only
+chooses which positions the detector counts. Because it depends on the text and not on the key,
+the kept positions' values are still independent draws from the scheme's null: p-values stay exact.
+"""
+
+from __future__ import annotations
+
+import bisect
+import builtins
+import io
+import keyword
+import re
+import tokenize
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from aimark.languages import language_for_filename
+
+# Lexical classes, coarse and shared by every language.
+IDENTIFIER = "identifier"
+BUILTIN = "builtin"
+KEYWORD = "keyword"
+STRING = "string"
+COMMENT = "comment"
+NUMBER = "number"
+OPERATOR = "operator"
+WHITESPACE = "whitespace"
+PROSE = "prose"  # text outside code fences in a Markdown answer
+OTHER = "other"
+
+#: Classes whose tokens the code detector counts (chosen by bench/code.py's per-class signal study).
+DEFAULT_FREE_CLASSES = frozenset({IDENTIFIER, STRING, COMMENT, NUMBER, PROSE})
+
+# Pygments lexer alias per language aimark gates (Python uses the standard library's tokenizer).
+_PYGMENTS_ALIASES = {
+    "javascript": "javascript",
+    "typescript": "typescript",
+    "java": "java",
+    "c": "c",
+    "cpp": "cpp",
+    "csharp": "csharp",
+    "go": "go",
+    "rust": "rust",
+    "ruby": "ruby",
+    "php": "php",
+    "kotlin": "kotlin",
+    "swift": "swift",
+    "shell": "bash",
+    "sql": "sql",
+}
+SUPPORTED_LANGUAGES = ("python", *_PYGMENTS_ALIASES, "markdown")
+
+# Names people write in code fences and API fields.
+_LANGUAGE_NAMES = {
+    "py": "python", "python3": "python", "js": "javascript", "node": "javascript", "ts": "typescript",
+    "c++": "cpp", "cxx": "cpp", "c#": "csharp", "cs": "csharp", "golang": "go", "rs": "rust", "rb": "ruby",
+    "kt": "kotlin", "sh": "shell", "bash": "shell", "zsh": "shell", "md": "markdown",
+}
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]{0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$", re.MULTILINE)
+
+
+class UnsupportedLanguageError(ValueError):
+    """The language has no lexical gate in aimark."""
+
+
+def normalise_language(language: str | None) -> str | None:
+    """Canonical language name (``"py"`` -> ``"python"``); ``None`` stays ``None``."""
+    if language is None:
+        return None
+    name = language.strip().lower()
+    name = _LANGUAGE_NAMES.get(name, name)
+    if name not in SUPPORTED_LANGUAGES:
+        raise UnsupportedLanguageError(f"no code gating for language {language!r}; supported: {', '.join(SUPPORTED_LANGUAGES)}")
+    return name
+
+
+def gated_language_for_filename(filename: str | None) -> str | None:
+    """The gated language of a source file by its extension, or ``None`` for prose and unknown files."""
+    language = language_for_filename(filename)
+    return language if language in SUPPORTED_LANGUAGES else None
+
+
+def guess_language(text: str) -> str | None:
+    """``"markdown"`` when the text holds a fenced code block, ``"python"`` when it parses as Python
+    with at least one statement that prose would not produce, else ``None`` (treat as prose)."""
+    if _FENCE.search(text):
+        return "markdown"
+    import ast
+
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    code_nodes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Assign, ast.For, ast.While, ast.If, ast.Return)
+    return "python" if any(isinstance(node, code_nodes) for node in ast.walk(tree)) else None
+
+
+# -- lexing --------------------------------------------------------------------------
+Span = tuple[int, int, str]  # (start, end, class) in characters
+
+
+def lexical_spans(text: str, language: str) -> list[Span]:
+    """Non-overlapping character spans of ``text`` with their lexical class, in order.
+
+    Never raises on malformed code: a fragment that Python's tokenizer rejects (an unclosed string,
+    an indented body without its ``def``) is lexed by Pygments, which recovers from errors.
+    """
+    language = normalise_language(language)
+    if language == "python":
+        try:
+            return _python_spans(text)
+        except (tokenize.TokenError, IndentationError, SyntaxError):
+            return _pygments_spans(text, "python")
+    if language == "markdown":
+        return _markdown_spans(text)
+    return _pygments_spans(text, _PYGMENTS_ALIASES[language])
+
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
+_PYTHON_KEYWORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
+
+
+def _python_spans(text: str) -> list[Span]:
+    line_starts = [0]
+    for line in io.StringIO(text):
+        line_starts.append(line_starts[-1] + len(line))
+    spans: list[Span] = []
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        kind = token.type
+        if kind == tokenize.ENDMARKER:
+            break
+        start = line_starts[token.start[0] - 1] + token.start[1]
+        end = line_starts[token.end[0] - 1] + token.end[1]
+        if start >= end:
+            continue
+        if kind == tokenize.NAME:
+            label = KEYWORD if token.string in _PYTHON_KEYWORDS else BUILTIN if token.string in _BUILTIN_NAMES else IDENTIFIER
+        elif kind == tokenize.STRING or kind in _FSTRING_PARTS:
+            label = STRING
+        elif kind == tokenize.COMMENT:
+            label = COMMENT
+        elif kind == tokenize.NUMBER:
+            label = NUMBER
+        elif kind == tokenize.OP:
+            label = OPERATOR
+        elif kind in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT):
+            label = WHITESPACE
+        else:
+            label = OTHER
+        spans.append((start, end, label))
+    return spans
+
+
+_FSTRING_PARTS = frozenset(getattr(tokenize, name) for name in ("FSTRING_START", "FSTRING_MIDDLE", "FSTRING_END") if hasattr(tokenize, name))
+
+
+def _pygments_class(token_type) -> str:
+    from pygments import token as t
+
+    if token_type in t.Comment:
+        return COMMENT
+    if token_type in t.Literal.String:
+        return STRING
+    if token_type in t.Literal.Number:
+        return NUMBER
+    if token_type in t.Keyword or token_type in t.Name.Builtin.Pseudo:
+        return KEYWORD
+    if token_type in t.Name.Builtin:
+        return BUILTIN
+    if token_type in t.Name:
+        return IDENTIFIER
+    if token_type in t.Operator or token_type in t.Punctuation:
+        return OPERATOR
+    if token_type in t.Text:
+        return WHITESPACE
+    return OTHER
+
+
+def _pygments_spans(text: str, alias: str) -> list[Span]:
+    from pygments.lexers import get_lexer_by_name
+
+    # stripnl/ensurenl off: offsets must index the text as given.
+    lexer = get_lexer_by_name(alias, stripnl=False, stripall=False, ensurenl=False)
+    spans: list[Span] = []
+    for start, token_type, value in lexer.get_tokens_unprocessed(text):
+        if value:
+            label = _pygments_class(token_type)
+            if label == WHITESPACE and value.strip():
+                label = OTHER
+            spans.append((start, start + len(value), label))
+    return spans
+
+
+def _markdown_spans(text: str) -> list[Span]:
+    """Prose outside fences; each fenced block lexed as its info-string language (unknown: prose)."""
+    spans: list[Span] = []
+    position = 0
+    fences = list(_FENCE.finditer(text))
+    index = 0
+    while index < len(fences):
+        opening = fences[index]
+        closing = next((f for f in fences[index + 1 :] if f.group("fence")[0] == opening.group("fence")[0]
+                        and len(f.group("fence")) >= len(opening.group("fence")) and not f.group("info").strip()), None)
+        body_start = opening.end() + 1
+        body_end = closing.start() if closing else len(text)
+        if opening.start() > position:
+            spans.append((position, opening.start(), PROSE))
+        spans.append((opening.start(), min(body_start, len(text)), OTHER))
+        info = opening.group("info").strip().split(maxsplit=1)
+        try:
+            language = normalise_language(info[0]) if info else None
+        except UnsupportedLanguageError:
+            language = None
+        body = text[body_start:body_end]
+        if body and language not in (None, "markdown"):
+            spans.extend((s + body_start, e + body_start, label) for s, e, label in lexical_spans(body, language))
+        elif body:
+            spans.append((body_start, body_end, PROSE))
+        if closing is None:
+            return spans
+        spans.append((closing.start(), closing.end(), OTHER))
+        position = closing.end()
+        index = fences.index(closing) + 1
+    if position < len(text):
+        spans.append((position, len(text), PROSE))
+    return spans
+
+
+# -- mapping onto language-model tokens ---------------------------------------------------
+def token_classes(text: str, offsets: Sequence[tuple[int, int]], language: str) -> list[str]:
+    """The lexical class of each LM token: that of its first non-space character (whitespace if none)."""
+    spans = lexical_spans(text, language)
+    starts = [s for s, _, _ in spans]
+    classes: list[str] = []
+    for start, end in offsets:
+        first = start
+        while first < end and text[first].isspace():
+            first += 1
+        if first >= end:
+            classes.append(WHITESPACE)
+            continue
+        index = bisect.bisect_right(starts, first) - 1
+        if index >= 0 and spans[index][0] <= first < spans[index][1]:
+            classes.append(spans[index][2])
+        else:
+            classes.append(WHITESPACE if text[first].isspace() else OTHER)
+    return classes
+
+
+def free_token_mask(
+    text: str, offsets: Sequence[tuple[int, int]], language: str, free_classes: Iterable[str] = DEFAULT_FREE_CLASSES
+) -> np.ndarray:
+    """Boolean mask over LM tokens: True where the token's lexical class is a free choice."""
+    free = frozenset(free_classes)
+    return np.fromiter((label in free for label in token_classes(text, offsets, language)), dtype=bool, count=len(offsets))
