@@ -149,4 +149,5 @@ def main(argv: list[str] | None = None) -> None:
         return
     from bench.code_evaluation import evaluate
 
-    evaluate(problems, load_generations(), benchmark_keys(), out=RESULTS)
+    out = RESULTS if args.limit is None else CACHE / "slice-results"
+    evaluate(problems, load_generations(), benchmark_keys(), out=out, human_limit=300 if args.limit is None else 3 * args.limit)

@@ -55,22 +55,38 @@ def make_processor(key: WatermarkKey, vocab_size: int, threshold: float = SWEET_
     return SweetProcessor()
 
 
-def high_entropy_positions(loaded, prompt: str, completion: str, threshold: float = SWEET_ENTROPY_THRESHOLD) -> tuple[list[int], np.ndarray]:
-    """(token ids of prompt + completion, boolean mask of completion positions SWEET scores).
+def high_entropy_masks(loaded, pairs, threshold: float = SWEET_ENTROPY_THRESHOLD, batch_size: int = 4):
+    """For each (prompt, completion): (token ids of prompt + completion, mask of completion positions SWEET scores).
 
-    One forward pass of the generating model: the entropy at position t is that of the distribution
-    the token at t was drawn from.
+    The entropy at position t is that of the distribution the token at t was drawn from, so one forward
+    pass of the generating model per text is needed; texts are batched by length (right-padded).
     """
     import torch
 
     tokenizer, model = loaded.tokenizer, loaded.model
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    ids = prompt_ids + completion_ids
-    with torch.inference_mode():
-        logits = model(torch.tensor([ids])).logits[0]
-    entropy = entropies(logits).numpy()
-    mask = np.zeros(len(ids), dtype=bool)
-    for position in range(len(prompt_ids), len(ids)):
-        mask[position] = position > 0 and entropy[position - 1] > threshold
-    return ids, mask
+    encoded = []
+    for prompt, completion in pairs:
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+        completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        encoded.append((prompt_ids + completion_ids, len(prompt_ids)))
+    results: list = [None] * len(encoded)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        width = max(len(encoded[i][0]) for i in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, index in enumerate(chunk):
+            sequence = encoded[index][0]
+            ids[row, : len(sequence)] = torch.tensor(sequence)
+            attention[row, : len(sequence)] = 1
+        with torch.inference_mode():
+            entropy = entropies(model(input_ids=ids, attention_mask=attention).logits).numpy()
+        for row, index in enumerate(chunk):
+            sequence, scored_from = encoded[index]
+            mask = np.zeros(len(sequence), dtype=bool)
+            positions = np.arange(max(scored_from, 1), len(sequence))
+            mask[positions] = entropy[row, positions - 1] > threshold
+            results[index] = (sequence, scored_from, mask)
+    return results

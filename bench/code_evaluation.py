@@ -1,0 +1,494 @@
+"""Evaluation half of the code benchmark: pass@1, detection, robustness, the per-class gate study.
+
+Detection texts are what a verifier holds. "completion" = the model's code with the HumanEval prompt as
+context (never scored); "file" = prompt + completion as one Python file, no context (the attacks that
+need a whole program — formatters, renaming, comment removal — are measured in that setting).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.code_attacks import FILE_ATTACKS, AttackFailed, random_token_edit
+
+ALPHAS = (1e-2, 1e-3)
+EXECUTION_TIMEOUT_S = 10.0
+HUMAN_MODULES = (
+    "textwrap", "difflib", "json.encoder", "json.decoder", "argparse", "csv", "string", "fractions", "statistics",
+    "heapq", "bisect", "shlex", "calendar", "ipaddress", "pprint", "configparser", "email.utils", "urllib.parse",
+    "html", "tokenize", "ast", "dataclasses", "functools", "collections", "gettext", "glob", "fnmatch", "posixpath",
+    "ntpath", "base64", "quopri", "uu", "imaplib", "smtplib", "ftplib", "mailbox", "wave", "sched", "graphlib", "zipfile",
+)
+MAX_HUMAN_FUNCTIONS = 300
+SWEET_NEGATIVES_PER_SET = 60
+SWEET_FILE_NEGATIVES = 90
+SWEET_ATTACK_PROBLEMS = 48
+
+
+def negatives_file_subset(per_set: dict[str, list]) -> list:
+    """Negatives for the whole-file setting: the sets interleaved, so any prefix mixes them."""
+    out, lists = [], [list(v) for v in per_set.values()]
+    while any(lists):
+        for items in lists:
+            if items:
+                out.append(items.pop(0))
+    return out
+
+
+# -- functional correctness ------------------------------------------------------------
+def run_program(program: str, timeout: float = EXECUTION_TIMEOUT_S) -> bool:
+    """True when ``program`` exits 0 within ``timeout`` in a fresh, isolated interpreter."""
+    with tempfile.TemporaryDirectory(prefix="aimark-humaneval-") as folder:
+        path = Path(folder) / "program.py"
+        path.write_text(program, encoding="utf-8")
+        try:
+            done = subprocess.run([sys.executable, "-I", str(path)], cwd=folder, capture_output=True, timeout=timeout,
+                                  env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"})
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
+
+
+def humaneval_program(problem, completion: str) -> str:
+    return f"{problem.prompt}{completion}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def paired_difference_ci(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, rounds: int = 20000) -> tuple[float, float]:
+    """95% bootstrap interval of mean(a) - mean(b) over problems (paired: same problems resampled)."""
+    n = len(a)
+    picks = rng.integers(0, n, size=(rounds, n))
+    differences = a[picks].mean(axis=1) - b[picks].mean(axis=1)
+    return float(np.quantile(differences, 0.025)), float(np.quantile(differences, 0.975))
+
+
+# -- human-written negatives -----------------------------------------------------------------
+@dataclass(frozen=True)
+class CodeSample:
+    source: str  # where it comes from, for the report
+    prompt: str  # header (signature + docstring): context, not scored
+    completion: str  # the body: scored
+
+    @property
+    def file(self) -> str:
+        return self.prompt + self.completion
+
+
+def stdlib_functions(limit: int = MAX_HUMAN_FUNCTIONS) -> list[CodeSample]:
+    """Functions from the standard library's own source, split like HumanEval (header | body)."""
+    import importlib
+
+    samples: list[CodeSample] = []
+    for name in HUMAN_MODULES:
+        try:
+            module = importlib.import_module(name)
+            source = inspect.getsource(module)
+        except (ImportError, OSError, TypeError):
+            continue
+        lines = source.splitlines(keepends=True)
+        for node in ast.parse(source).body:
+            if not isinstance(node, ast.FunctionDef) or not node.body:
+                continue
+            body = node.body
+            first = body[0]
+            has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+            if has_doc and len(body) == 1:
+                continue
+            split_line = (first.end_lineno if has_doc else node.body[0].lineno - 1) or node.lineno
+            start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
+            prompt = "".join(lines[start:split_line])
+            completion = "".join(lines[split_line : node.end_lineno])
+            if 150 <= len(completion) <= 2500:
+                samples.append(CodeSample(f"stdlib:{name}.{node.name}", prompt, completion))
+    rng = random.Random(0)
+    rng.shuffle(samples)
+    return samples[:limit]
+
+
+# -- detection ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Method:
+    """One way of detecting: a key, a gate, and whether the model is needed (SWEET)."""
+
+    name: str
+    generated_by: str  # which scheme's generations are its positives
+    key_name: str
+    language: str | None  # code gate
+    needs_model: bool = False
+
+
+METHODS = (
+    Method("KGW (plain)", "kgw", "kgw", None),
+    Method("KGW + aimark code gate", "kgw", "kgw", "python"),
+    Method("SynthID (plain)", "synthid", "synthid", None),
+    Method("aimark code scheme (SynthID + code gate)", "synthid", "synthid", "python"),
+    Method("SWEET (needs the model)", "sweet", "sweet", None, needs_model=True),
+)
+
+
+class Scorer:
+    """p-values per (method, text); SWEET's need one forward pass of the model per text."""
+
+    def __init__(self, keys: dict, tokenizer, model_loader: Callable[[], object]):
+        from aimark.detect import Detector
+
+        self.detectors = {name: Detector(key, tokenizer, check_tokenizer=False) for name, key in keys.items()}
+        self.tokenizer = tokenizer
+        self._model_loader = model_loader
+        self._loaded = None
+        self._sweet_cache: dict[tuple[str, str], tuple] = {}
+
+    def p_value(self, method: Method, completion: str, prompt: str | None) -> float:
+        from aimark.detect import DetectionInputError
+
+        detector = self.detectors[method.key_name]
+        try:
+            if method.needs_model:
+                return self._sweet(detector, completion, prompt)
+            return detector.detect(completion, prompt=prompt, with_tokens=False, language=method.language).p_value
+        except DetectionInputError:
+            return 1.0  # nothing scorable: the detector cannot say "watermarked"
+
+    def _sweet(self, detector, completion: str, prompt: str | None) -> float:
+        cached = self._sweet_cache.get((prompt or "", completion))
+        if cached is None:
+            self.prefetch_sweet([(prompt or "", completion)])
+            cached = self._sweet_cache[(prompt or "", completion)]
+        ids, scored_from, mask = cached
+        return detector.detect_ids(ids, scored_from=scored_from, allowed=mask).p_value
+
+    def prefetch_sweet(self, pairs) -> None:
+        """One batched forward pass per new (prompt, completion): SWEET's detector needs the model."""
+        from bench.code_sweet import high_entropy_masks
+
+        todo = list(dict.fromkeys(p for p in pairs if p not in self._sweet_cache))
+        if not todo:
+            return
+        if self._loaded is None:
+            self._loaded = self._model_loader()
+        for pair, result in zip(todo, high_entropy_masks(self._loaded, todo)):
+            self._sweet_cache[pair] = result
+
+
+def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """P(score of a positive > score of a negative), ties counted half; scores are -log p."""
+    from scipy.stats import rankdata
+
+    pos = -np.log(np.clip(np.asarray(positives, dtype=float), 1e-300, 1.0))
+    neg = -np.log(np.clip(np.asarray(negatives, dtype=float), 1e-300, 1.0))
+    if not len(pos) or not len(neg):
+        return float("nan")
+    ranks = rankdata(np.concatenate([pos, neg]))
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def rates(p_values: Sequence[float]) -> dict[str, float]:
+    values = np.asarray(p_values, dtype=float)
+    return {f"{alpha:g}": float((values <= alpha).mean()) if len(values) else float("nan") for alpha in ALPHAS}
+
+
+# -- the per-class study ------------------------------------------------------------------
+def class_signal(detector, texts: Sequence[tuple[str, str]]) -> dict[str, dict[str, float]]:
+    """Per lexical class: units kept, mean normalised excess over the null, and the z of the pooled count.
+
+    This is what chose DEFAULT_FREE_CLASSES: a class belongs in the gate when its units carry signal.
+    """
+    from aimark.detect import DetectionInputError
+    from aimark.schemes.base import BinomialNull
+    from aimark.schemes.code import token_classes
+
+    scheme = detector.schemes[0]
+    null = scheme.null
+    assert isinstance(null, BinomialNull)
+    mean0 = null.trials_per_unit * null.success_probability
+    var0 = null.trials_per_unit * null.success_probability * (1 - null.success_probability)
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    for completion, prompt in texts:
+        try:
+            ids, scored_from, offsets = detector.encode(completion, prompt=prompt)
+        except DetectionInputError:
+            continue
+        classes = token_classes(completion, offsets, "python")
+        for label in set(classes):
+            allowed = np.zeros(len(ids), dtype=bool)
+            allowed[scored_from:] = [c == label for c in classes]
+            _, values = detector.scored_units(scheme, ids, scored_from, allowed)
+            totals[label][0] += float(values.sum()) - mean0 * len(values)
+            totals[label][1] += len(values)
+    report = {}
+    for label, (excess, count) in sorted(totals.items(), key=lambda item: -item[1][1]):
+        report[label] = {
+            "units": int(count),
+            "units_per_text": count / max(1, len(texts)),
+            "excess_per_unit_sd": excess / count / math.sqrt(var0) if count else 0.0,
+            "z": excess / math.sqrt(var0 * count) if count else 0.0,
+        }
+    return report
+
+
+# -- the whole evaluation ---------------------------------------------------------------------
+def evaluate(problems, generations: dict, keys: dict, *, out: Path, human_limit: int = MAX_HUMAN_FUNCTIONS) -> dict:
+    from rich.progress import Progress
+
+    from aimark.engines import CODE_MODEL, load_model, load_tokenizer
+
+    from bench.code_benchmark import BATCH_SIZE, GENERATED_SCHEMES, MAX_NEW_TOKENS, SAMPLING
+
+    began = time.perf_counter()
+    tokenizer = load_tokenizer(CODE_MODEL)
+    scorer = Scorer(keys, tokenizer, lambda: load_model(CODE_MODEL))
+    rng = np.random.default_rng(0)
+    ids = [p.task_id for p in problems]
+    schemes = [s for s in GENERATED_SCHEMES if all((s, t) in generations for t in ids)]
+    completions = {s: [generations[(s, t)]["completion"] for t in ids] for s in schemes}
+
+    # 1. pass@1 ------------------------------------------------------------------------
+    jobs = [(s, i) for s in ["canonical", *schemes] for i in range(len(problems))]
+    passed: dict[str, np.ndarray] = {s: np.zeros(len(problems)) for s in ["canonical", *schemes]}
+    with Progress() as bar, ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        task = bar.add_task("running HumanEval tests", total=len(jobs))
+
+        def run(job):
+            scheme, index = job
+            problem = problems[index]
+            completion = problem.canonical_solution if scheme == "canonical" else completions[scheme][index]
+            return job, run_program(humaneval_program(problem, completion))
+
+        for (scheme, index), ok in pool.map(run, jobs):
+            passed[scheme][index] = ok
+            bar.advance(task)
+    quality = {}
+    for scheme in ["canonical", *schemes]:
+        k, n = int(passed[scheme].sum()), len(problems)
+        row = {"passed": k, "n": n, "pass@1": k / n, "ci95": wilson(k, n)}
+        if scheme not in ("canonical", "none") and "none" in passed:
+            row["difference_vs_none"] = float(passed[scheme].mean() - passed["none"].mean())
+            row["difference_ci95"] = paired_difference_ci(passed[scheme], passed["none"], rng)
+        if scheme != "canonical":
+            row["mean_tokens"] = float(np.mean([generations[(scheme, t)]["num_tokens"] for t in ids]))
+        quality[scheme] = row
+
+    # 2. detection: positives per method, shared negatives --------------------------------
+    human = stdlib_functions(human_limit)
+    negatives: dict[str, list[CodeSample]] = {
+        "human: HumanEval canonical solutions": [CodeSample(f"canonical:{p.task_id}", p.prompt, p.canonical_solution) for p in problems],
+        f"human: standard-library functions ({len(human)})": human,
+    }
+    if "none" in schemes:
+        negatives["model, no watermark"] = [CodeSample(f"none:{p.task_id}", p.prompt, c) for p, c in zip(problems, completions["none"])]
+    methods = [m for m in METHODS if m.generated_by in schemes]
+    edit_rng = random.Random(1)
+    detection: dict[str, dict] = {}
+    robustness: dict[str, dict] = {}
+    with Progress() as bar:
+        task = bar.add_task("detecting", total=len(methods))
+        for method in methods:
+            # SWEET needs a forward pass of the model per text (~2 s on 2 CPU cores): it is scored on
+            # subsets, whose sizes the report states.
+            take = (lambda items, n: items[:n]) if method.needs_model else (lambda items, n: items)
+
+            def score(samples: Sequence[CodeSample], mode: str) -> list[float]:
+                pairs = [(s.completion, s.prompt) if mode == "completion" else (s.file, None) for s in samples]
+                if method.needs_model:
+                    scorer.prefetch_sweet([(prompt or "", text) for text, prompt in pairs])
+                return [scorer.p_value(method, text, prompt) for text, prompt in pairs]
+
+            per_set = {label: take(samples, SWEET_NEGATIVES_PER_SET) for label, samples in negatives.items()}
+            negative_completion = {label: score(samples, "completion") for label, samples in per_set.items()}
+            attack_set = take(negatives_file_subset(per_set), SWEET_FILE_NEGATIVES)
+            negative_file = score(attack_set, "file")
+            all_neg = [p for values in negative_completion.values() for p in values]
+            positives = [CodeSample(p.task_id, p.prompt, c) for p, c in zip(problems, completions[method.generated_by])]
+            clean = score(positives, "completion")
+            attacked_positives = take(positives, SWEET_ATTACK_PROBLEMS)
+            clean_file = score(attacked_positives, "file")
+            detection[method.name] = {
+                "generated_by": method.generated_by,
+                "needs_model": method.needs_model,
+                "positives": len(positives),
+                "negatives": {label: len(values) for label, values in negative_completion.items()},
+                "tpr": rates(clean),
+                "auroc": auroc(clean, all_neg),
+                "fpr_by_negative_set": {label: rates(values) for label, values in negative_completion.items()},
+                "auroc_by_negative_set": {label: auroc(clean, values) for label, values in negative_completion.items()},
+                "median_p": float(np.median(clean)),
+            }
+            attacked: dict[str, dict] = {
+                "none (whole file)": {"tpr": rates(clean_file), "auroc": auroc(clean_file, negative_file), "failed": 0, "n": len(clean_file)}
+            }
+            for attack_name, attack in FILE_ATTACKS.items():
+                edited, failed = [], 0
+                for sample in attacked_positives:
+                    try:
+                        edited.append(CodeSample(sample.source, "", attack(sample.file)))
+                    except AttackFailed:
+                        failed += 1
+                values = score(edited, "file")
+                attacked[attack_name] = {"tpr": rates(values), "auroc": auroc(values, negative_file), "failed": failed, "n": len(values)}
+            token_edited = [CodeSample(s.source, s.prompt, random_token_edit(s.completion, edit_rng, tokenizer)) for s in attacked_positives]
+            values = score(token_edited, "completion")
+            attacked["10% random token edit (completion)"] = {"tpr": rates(values), "auroc": auroc(values, all_neg), "failed": 0, "n": len(values)}
+            robustness[method.name] = attacked
+            bar.advance(task)
+
+    # 3. which lexical classes carry the signal (selection half: even problem numbers) ------------
+    study = {}
+    for key_name in ("synthid", "kgw"):
+        if key_name in schemes:
+            detector = scorer.detectors[key_name]
+            even = [(c, p.prompt) for i, (p, c) in enumerate(zip(problems, completions[key_name])) if i % 2 == 0]
+            study[key_name] = {"watermarked (even problems)": class_signal(detector, even)}
+            if "none" in schemes:
+                study[key_name]["no watermark (null check)"] = class_signal(detector, [(c, p.prompt) for p, c in zip(problems, completions["none"])])
+
+    report = {
+        "model": CODE_MODEL,
+        "problems": len(problems),
+        "samples_per_problem": 1,
+        "sampling": {**SAMPLING, "max_new_tokens": MAX_NEW_TOKENS, "batch_size": BATCH_SIZE},
+        "keys": {name: {"scheme": key.scheme, "params": {k: v for k, v in key.params.items() if k != "keys"}} for name, key in keys.items()},
+        "quality": quality,
+        "detection": detection,
+        "robustness": robustness,
+        "class_study": study,
+        "negatives": {label: len(samples) for label, samples in negatives.items()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "evaluation_seconds": time.perf_counter() - began,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "code.json").write_text(json.dumps(report, indent=1, default=float))
+    (out / "code.md").write_text(render_markdown(report))
+    plot(report, out / "code.png")
+    print((out / "code.md").read_text())
+    return report
+
+
+# -- report ----------------------------------------------------------------------------------
+def _pct(value: float) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def render_markdown(report: dict) -> str:
+    q, d, r = report["quality"], report["detection"], report["robustness"]
+    lines = [
+        "# Code watermark benchmark (HumanEval)",
+        "",
+        f"Model {report['model']} (Q4_K_M GGUF, de-quantized to float32), {report['problems']} HumanEval problems, "
+        f"{report['samples_per_problem']} sample per problem and scheme; sampling {report['sampling']}. "
+        "Made by `python bench/code.py` (one run: generation, then evaluation).",
+        "",
+        "## Quality: pass@1",
+        "",
+        "| scheme | pass@1 % | 95% CI | vs no watermark (points, paired 95% CI) | mean tokens |",
+        "|---|---:|---|---|---:|",
+    ]
+    for scheme, row in q.items():
+        ci = f"{_pct(row['ci95'][0])}–{_pct(row['ci95'][1])}"
+        diff = ""
+        if "difference_vs_none" in row:
+            lo, hi = row["difference_ci95"]
+            diff = f"{100 * row['difference_vs_none']:+.1f} ({100 * lo:+.1f} to {100 * hi:+.1f})"
+        lines.append(f"| {scheme} | {_pct(row['pass@1'])} | {ci} | {diff} | {row.get('mean_tokens', 0):.0f} |")
+    lines += [
+        "",
+        "## Detection (completion scored, HumanEval prompt as context)",
+        "",
+        "TPR at FPR α uses the exact p-value as threshold (p ≤ α); the FPR columns are the measured share of "
+        f"negatives at p ≤ α (negatives: {', '.join(f'{k} ({v})' for k, v in report['negatives'].items())}). "
+        "AUROC: -log p of positives against all negatives.",
+        "",
+        "| method | needs model | TPR @1e-2 | TPR @1e-3 | AUROC | median p | measured FPR @1e-2 / 1e-3 (all negatives) | positives / negatives |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for name, row in d.items():
+        fprs = row["fpr_by_negative_set"]
+        sizes = row["negatives"]
+        pooled = {a: sum(f[a] * sizes[label] for label, f in fprs.items()) / max(1, sum(sizes.values())) for a in ("0.01", "0.001")}
+        lines.append(
+            f"| {name} | {'yes' if row['needs_model'] else 'no'} | {_pct(row['tpr']['0.01'])} | {_pct(row['tpr']['0.001'])} | "
+            f"{row['auroc']:.3f} | {row['median_p']:.2g} | {_pct(pooled['0.01'])} / {_pct(pooled['0.001'])} | "
+            f"{row['positives']} / {sum(row['negatives'].values())} |"
+        )
+    lines += ["", "Per negative set (AUROC; measured FPR at 1e-2):", ""]
+    for name, row in d.items():
+        parts = [f"{label}: {row['auroc_by_negative_set'][label]:.3f}; {_pct(row['fpr_by_negative_set'][label]['0.01'])}%" for label in row["auroc_by_negative_set"]]
+        lines.append(f"- {name}: " + " · ".join(parts))
+    attack_names = list(next(iter(r.values())).keys()) if r else []
+    lines += [
+        "",
+        "## Robustness (TPR at p ≤ 1e-2 / AUROC, after the edit)",
+        "",
+        "Whole-file attacks run on prompt + completion as one file, scored without context; failures = inputs the tool rejected. "
+        f"SWEET (one model forward pass per text) is scored on the first {SWEET_ATTACK_PROBLEMS} problems here and on "
+        f"{SWEET_NEGATIVES_PER_SET} negatives per set above; the other methods on all.",
+        "",
+        "| method | " + " | ".join(attack_names) + " |",
+        "|---|" + "---|" * len(attack_names),
+    ]
+    for name, attacks in r.items():
+        cells = []
+        for attack in attack_names:
+            a = attacks[attack]
+            cell = f"{_pct(a['tpr']['0.01'])} / {a['auroc']:.3f}"
+            if a.get("failed"):
+                cell += f" ({a['failed']} failed)"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for key_name, groups in report["class_study"].items():
+        lines += ["", f"## Which tokens carry the signal ({key_name} key; units = scored units after dedup)", ""]
+        lines += ["| set | class | units/text | excess per unit (sd) | z (pooled) |", "|---|---|---:|---:|---:|"]
+        for group, classes in groups.items():
+            for label, row in classes.items():
+                lines.append(f"| {group} | {label} | {row['units_per_text']:.1f} | {row['excess_per_unit_sd']:+.3f} | {row['z']:+.1f} |")
+    lines += ["", f"Evaluation took {report['evaluation_seconds'] / 60:.1f} min on {report['machine']['cpus']} CPUs.", ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    quality, detection = report["quality"], report["detection"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    base = quality.get("none", {}).get("pass@1")
+    for name, row in detection.items():
+        q = quality[row["generated_by"]]
+        x = 100 * q["pass@1"]
+        lo, hi = 100 * q["ci95"][0], 100 * q["ci95"][1]
+        ax.errorbar(x, row["auroc"], xerr=[[x - lo], [hi - x]], fmt="s" if row["needs_model"] else "o", capsize=3, label=name)
+    if base is not None:
+        ax.axvline(100 * base, color="grey", linestyle="--", label="no watermark pass@1")
+    ax.set_xlabel("HumanEval pass@1 (%), 95% CI")
+    ax.set_ylabel("AUROC (watermarked vs human + unwatermarked code)")
+    ax.set_title("Code watermarks: correctness vs detectability")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
