@@ -142,7 +142,8 @@ def _python_spans(text: str) -> list[Span]:
         if kind == tokenize.ENDMARKER:
             break
         start = line_starts[token.start[0] - 1] + token.start[1]
-        end = line_starts[token.end[0] - 1] + token.end[1]
+        # min: tokenize adds a NEWLINE after a last line without one, one character past the text.
+        end = min(line_starts[token.end[0] - 1] + token.end[1], len(text))
         if start >= end:
             continue
         if kind == tokenize.NAME:
