@@ -89,3 +89,31 @@ def test_detect_many_with_a_language_matches_detect(tiny, human_code):
         single = detector.detect(text, language="python", with_tokens=False)
         assert result.p_value == single.p_value and result.num_scored_tokens == single.num_scored_tokens
         assert result.code_language == "python"
+
+
+def test_span_scan_with_a_language_reports_it_and_explains_no_free_tokens(tiny, human_code):
+    from aimark.detect import detect_spans
+
+    detector = Detector(fixed_key("synthid"), tiny.tokenizer)
+    found = detect_spans(detector, human_code[3], language="python")
+    assert found.code_language == "python" and found.to_dict()["code_language"] == "python"
+    assert found.num_scored_tokens == detector.detect(human_code[3], language="python").num_scored_tokens
+    assert detect_spans(detector, human_code[3]).to_dict()["code_language"] is None
+    with pytest.raises(DetectionInputError, match="identifier, literal or comment of python"):
+        detect_spans(detector, "if True:\n    pass\n" * 8, language="python")
+
+
+@pytest.mark.parametrize("text, language, filename, expected", [
+    ("x = compute(1)\nprint(x)\n", None, None, "python"),          # guessed from the text
+    ("x = compute(1)\nprint(x)\n", "none", "a.py", None),           # switched off
+    ("x = compute(1)\nprint(x)\n", "prose", None, None),
+    ("let x = 1;\n", None, "a.js", "javascript"),                   # the extension decides
+    ("plain words here", None, "notes.md", "markdown"),
+    ("plain words here", None, "notes.txt", None),                  # prose file, prose text
+    ("See:\n```py\nx = 1\n```\n", None, "answer.txt", "markdown"),  # prose file holding a fenced block
+    ("anything", "RS", "a.py", "rust"),                             # an explicit language wins
+])
+def test_detection_language(text, language, filename, expected):
+    from aimark.schemes.code import detection_language
+
+    assert detection_language(text, language=language, filename=filename) == expected
