@@ -122,3 +122,18 @@ def tiny(tiny_model_dir):
     from aimark.engines import load_model
 
     return load_model(str(tiny_model_dir))
+
+
+@pytest.fixture
+def generate_calls(monkeypatch):
+    """The keyword arguments callers (CLI, service) pass to aimark.engines.generate; the real one still runs."""
+    import aimark.engines
+
+    calls, real = [], aimark.engines.generate
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(aimark.engines, "generate", recording)
+    return calls

@@ -7,22 +7,7 @@ import json
 import pytest
 
 from tests.cli.conftest import run
-
-PROGRAM = '''def moving_average(values, window):
-    """Average of each run of `window` consecutive values."""
-    if window <= 0:
-        raise ValueError("window must be positive")
-    totals = []
-    running = 0.0
-    for index, value in enumerate(values):
-        running += value
-        if index >= window:
-            running -= values[index - window]
-        if index + 1 >= window:
-            totals.append(running / window)  # one average per full window
-    return totals
-'''
-ANSWER = "Here is a helper that averages a sliding window:\n\n```python\n" + PROGRAM + "```\n\nIt runs in linear time.\n"
+from tests.helpers import ANSWER, PROGRAM
 
 
 @pytest.fixture(scope="module")
@@ -105,21 +90,6 @@ def test_code_of_only_syntax_is_a_clear_error(key_file, tmp_path):
     path.write_text("if True:\n    pass\nelse:\n    pass\n" * 6, encoding="utf-8")
     result = run("detect", path, "--key", key_file)
     assert result.exit_code == 2 and "identifier, literal or comment of python" in " ".join(result.output.split())
-
-
-@pytest.fixture
-def generate_calls(monkeypatch):
-    """Record the keyword arguments the CLI passes to aimark.engines.generate (the real one still runs)."""
-    import aimark.engines
-
-    calls, real = [], aimark.engines.generate
-
-    def recording(*args, **kwargs):
-        calls.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(aimark.engines, "generate", recording)
-    return calls
 
 
 def _generate(key_file, *extra):
