@@ -78,3 +78,14 @@ def test_detect_bad_language_and_no_free_tokens_are_400s(client):
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_language"
     response = client.post("/v1/detect", json={"text": "if True:\n    pass\n" * 10, "language": "python"})
     assert response.status_code == 400 and "identifier, literal or comment of python" in response.json()["error"]["message"]
+
+
+def test_verify_gates_the_watermark_by_the_file_name(client):
+    report = client.post("/v1/verify?tokens=true", files={"file": ("solution.py", PROGRAM.encode(), "text/plain")}).json()
+    assert report["layers"]["watermark"]["result"]["code_language"] == "python"
+    detail = next(r["detail"] for p in report["profiles"] for r in p["requirements"] if r["id"] == "cn.watermark")
+    assert "code gate: python" in detail
+    heat = report["heatmap"]["tokens"]
+    assert sum(score is not None for _, _, score in heat) == report["layers"]["watermark"]["result"]["num_scored_tokens"]
+    prose = client.post("/v1/verify", json={"text": "Plain words about the sea. " * 10, "filename": "notes.txt"}).json()
+    assert prose["layers"]["watermark"]["result"]["code_language"] is None

@@ -152,8 +152,10 @@ class _CapturingCheck:
         self.runtime, self.with_tokens = runtime, with_tokens
         self.heatmap: dict[str, Any] | None = None
 
-    def __call__(self, text: str) -> dict:
-        result = self.runtime.detector.detect(text, with_tokens=self.with_tokens)
+    def __call__(self, text: str, filename: str | None = None) -> dict:
+        from aimark.verify.watermark import detect_file_text
+
+        result = detect_file_text(self.runtime.detector, text, filename, with_tokens=self.with_tokens)
         if self.with_tokens:
             self.heatmap = {"text": text, "tokens": result.to_dict(include_tokens=True)["tokens"]}
         return result.to_dict()
