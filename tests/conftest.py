@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,39 @@ def human_passages() -> list[str]:
     passages = human_english_passages()
     assert len(passages) >= 100
     return passages
+
+
+def human_python_functions(limit: int = 200, min_lines: int = 8, max_lines: int = 80) -> list[str]:
+    """Human-written Python: functions and methods of the standard library, read with inspect (no download)."""
+    import argparse, calendar, csv, difflib, fractions, gettext, json, pathlib, pprint, shlex, statistics, string, tokenize, zipfile  # noqa: E401
+
+    modules = [argparse, calendar, csv, difflib, fractions, gettext, json, pathlib, pprint, shlex, statistics, string, textwrap, tokenize, zipfile]
+    seen: set[str] = set()
+    sources: list[str] = []
+    for module in modules:
+        members = [obj for _, obj in inspect.getmembers(module)]
+        members += [m for cls in members if inspect.isclass(cls) and cls.__module__ == module.__name__ for _, m in inspect.getmembers(cls)]
+        for obj in members:
+            if not inspect.isfunction(obj) or obj.__module__ != module.__name__:
+                continue
+            try:
+                source = textwrap.dedent(inspect.getsource(obj))
+            except (OSError, TypeError):
+                continue
+            if source in seen or not min_lines <= source.count("\n") <= max_lines:
+                continue
+            seen.add(source)
+            sources.append(source)
+            if len(sources) >= limit:
+                return sources
+    return sources
+
+
+@pytest.fixture(scope="session")
+def human_code() -> list[str]:
+    sources = human_python_functions()
+    assert len(sources) >= 150
+    return sources
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +122,18 @@ def tiny(tiny_model_dir):
     from aimark.engines import load_model
 
     return load_model(str(tiny_model_dir))
+
+
+@pytest.fixture
+def generate_calls(monkeypatch):
+    """The keyword arguments callers (CLI, service) pass to aimark.engines.generate; the real one still runs."""
+    import aimark.engines
+
+    calls, real = [], aimark.engines.generate
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(aimark.engines, "generate", recording)
+    return calls

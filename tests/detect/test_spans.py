@@ -121,7 +121,7 @@ def test_json_shape_and_prompt_offsets(tiny, planted):
     shape = result.to_dict()
     assert set(shape) == {
         "scheme", "key_id", "p_value", "log10_p_value", "watermarked", "alpha",
-        "num_scored_tokens", "num_tokens", "keys_tried", "windows_scanned", "min_width", "min_window_p_value", "spans",
+        "num_scored_tokens", "num_tokens", "keys_tried", "code_language", "windows_scanned", "min_width", "min_window_p_value", "spans",
     }  # fmt: skip
     assert shape["spans"] and set(shape["spans"][0]) == {"start", "end", "first_token", "end_token", "num_scored_tokens", "p_value", "log10_p_value"}
     assert all(span["start"] >= len(prompt) for span in shape["spans"])

@@ -72,3 +72,14 @@ def test_a_client_leaving_mid_stream_frees_the_model_and_its_output_is_still_rec
     runtime = live_server.server.config.app.state.runtime
     assert not runtime.generation_lock.locked()
     assert not [t for t in threading.enumerate() if t.name == "aimark-stream"]  # no generation left running
+
+
+def test_code_request_through_extra_body(openai_client):
+    completion = openai_client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Write a Python function."}], max_tokens=12,
+        extra_body={"aimark": {"language": "python"}})
+    assert completion.model_extra["aimark"]["language"] == "python"
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], max_tokens=4,
+                                              extra_body={"aimark": {"language": "cobol"}})
+    assert caught.value.code == "invalid_language"

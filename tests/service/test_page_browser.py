@@ -142,3 +142,13 @@ def test_api_docs_render_offline(browser, live_server):
     page.wait_for_selector(".opblock", timeout=20_000)
     assert "/v1/verify" in page.inner_text("body") and foreign == []
     page.close()
+
+
+def test_code_shows_the_code_gate(page_at):
+    from tests.helpers import PROGRAM
+
+    page = page_at()
+    _verify(page, PROGRAM)
+    assert "code gate: python" in page.inner_text("#scored")
+    _verify(page, HUMAN)
+    assert "code gate" not in page.inner_text("#scored")

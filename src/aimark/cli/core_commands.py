@@ -15,6 +15,8 @@ from aimark.cli.io import console, fail, guarded, model_status, read_text_input,
 from aimark.keys import SCHEMES, Keyring, WatermarkKey
 
 SCHEME_CHOICES = "synthid|kgw|gumbel"
+# SynthID's tournament is distortion-free: watermarked programs are as correct as unwatermarked ones in expectation.
+CODE_SCHEME = "synthid"
 
 
 def _tokenizer_binding(model: Optional[str]):
@@ -84,24 +86,35 @@ def generate(
     temperature: Annotated[float, typer.Option(min=0.01)] = 1.0,
     top_k: Annotated[int, typer.Option(min=1)] = 50,
     top_p: Annotated[float, typer.Option(min=0.01, max=1.0)] = 1.0,
-    repetition_penalty: Annotated[float, typer.Option(min=1.0, help="Penalty on repeated tokens (1.0 = off).")] = 1.15,
+    repetition_penalty: Annotated[Optional[float], typer.Option(min=1.0, help="Penalty on repeated tokens (1.0 = off; default 1.15, 1.0 with --code).")] = None,
     min_new_tokens: Annotated[int, typer.Option(min=0)] = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed (not the watermark key).")] = None,
     raw: Annotated[bool, typer.Option(help="Use the prompt as is, without the model's chat turn format.")] = False,
+    code: Annotated[bool, typer.Option("--code", help="The answer is a program: no repetition penalty; prints its language.")] = False,
+    language: Annotated[Optional[str], typer.Option(help="With --code (implied): the program's language, e.g. python; default: guessed from the output.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per prompt, one per line.")] = False,
 ) -> None:
     """Generate text, watermarked with KEY (or unwatermarked with --scheme none)."""
     from aimark.engines import generate as run_generation
     from aimark.engines import load_model
+    from aimark.engines.generation import default_repetition_penalty
     from aimark.keys import load_key
+    from aimark.schemes.code import guess_language, normalise_language
 
     if scheme not in (None, "none"):
         fail("--scheme takes only 'none' here; the key file decides the watermark scheme")
     if (key is None) == (scheme is None):
         fail("give --key KEYFILE to watermark, or --scheme none for an unwatermarked control")
+    code = code or language is not None
+    language = normalise_language(language)
+    if repetition_penalty is None:
+        repetition_penalty = default_repetition_penalty(code=code)
     prompts = _read_prompts(prompt, prompt_file)
     watermark_key: WatermarkKey | None = load_key(key) if key is not None else None
+    if code and watermark_key is not None and watermark_key.scheme != CODE_SCHEME:
+        console.print(f"note: {CODE_SCHEME} is the recommended scheme for code (distortion-free, so programs stay as "
+                      f"correct as unwatermarked ones); this key is {watermark_key.scheme}", highlight=False)
     model_ref = model or (watermark_key.model if watermark_key else None)
     with model_status() as say:
         loaded = load_model(model_ref, progress=say)
@@ -126,23 +139,23 @@ def generate(
             on_tokens=advance,
         )
     for generation in generations:
+        document = {
+            "prompt": generation.prompt,
+            "text": generation.text,
+            "num_tokens": generation.num_tokens,
+            "finish_reason": generation.finish_reason,
+            "scheme": generation.scheme,
+            "key_id": generation.key_id,
+            "model": loaded.name,
+        }
+        if code:  # what `aimark detect --language` should be given (None: not recognisable as code)
+            document["language"] = language or guess_language(generation.text)
         if json_output:
-            print(
-                json.dumps(
-                    {
-                        "prompt": generation.prompt,
-                        "text": generation.text,
-                        "num_tokens": generation.num_tokens,
-                        "finish_reason": generation.finish_reason,
-                        "scheme": generation.scheme,
-                        "key_id": generation.key_id,
-                        "model": loaded.name,
-                    },
-                    ensure_ascii=False,
-                )
-            )
+            print(json.dumps(document, ensure_ascii=False))
         else:
             print(generation.text)
+            if code:
+                console.print(f"language: {document['language'] or 'unknown'}", highlight=False)
             if len(generations) > 1:
                 print()
 
@@ -171,6 +184,21 @@ def _render_result(result, *, as_json: bool, tokens: bool) -> None:
         f"{result.num_scored_tokens} of {result.num_tokens} tokens scored; {result.scheme} key {result.key_id})",
         highlight=False,
     )
+    if result.code_language:
+        console.print(f"code gate: {result.code_language} (identifiers, literals and comments scored)", highlight=False)
+
+
+def _gate_option(language: Optional[str], prose: bool) -> Optional[str]:
+    """--language / --prose as one value for detection_language (checked before any model loads)."""
+    from aimark.schemes.code import NO_GATE, normalise_language
+
+    if prose and language is not None:
+        fail("give --language or --prose, not both")
+    if prose:
+        return "none"
+    if language is not None and language.strip().lower() not in NO_GATE:
+        normalise_language(language)  # an unsupported name is a one-line error now, not after loading the tokenizer
+    return language
 
 
 @app.command()
@@ -185,19 +213,25 @@ def detect(
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Input lines are JSON objects with a 'text' field; one result line each.")] = False,
     tokens: Annotated[bool, typer.Option("--tokens", help="Include per-token [start, end, score] in JSON.")] = False,
     spans: Annotated[bool, typer.Option("--spans", help="Find watermarked spans in a long mixed text (family-wise error <= alpha over all windows).")] = False,
+    language: Annotated[Optional[str], typer.Option(help="Code gate: count only identifiers, literals and comments of this language (python, js, ...; markdown: fenced blocks). Default: from the file's extension, else guessed from the text; 'none' = every token.")] = None,
+    prose: Annotated[bool, typer.Option("--prose", help="No code gate: every token counts (= --language none).")] = False,
 ) -> None:
     """Detect the watermark in text, from the text and the key alone."""
+    from aimark.schemes.code import detection_language
+
     if spans and (jsonl or tokens):
         fail("--spans takes one text and prints spans, not --jsonl or --tokens")
+    language = _gate_option(language, prose)
     detector = _make_detector(key, model, alpha)
-    if jsonl:
-        _detect_jsonl(detector, source)
+    if jsonl:  # one gate for the whole stream: the one given (lines are not guessed one by one)
+        _detect_jsonl(detector, source, detection_language("", language=language) if language else None)
         return
     text = read_text_input(source)
+    language = detection_language(text, language=language, filename=None if source == "-" else source)
     if spans:
         from aimark.detect.spans import detect_spans
 
-        found = detect_spans(detector, text, prompt=prompt)
+        found = detect_spans(detector, text, prompt=prompt, language=language)
         if json_output:
             print(json.dumps(found.to_dict(), ensure_ascii=False))
             return
@@ -206,11 +240,11 @@ def detect(
             snippet = text[span.start : span.end].replace("\n", " ")
             console.print(f"  span chars {span.start}-{span.end}  p = {span.p_value:.3g}  {snippet[:60]!r}", highlight=False)
         return
-    result = detector.detect(text, prompt=prompt)
+    result = detector.detect(text, prompt=prompt, language=language)
     _render_result(result, as_json=json_output, tokens=tokens)
 
 
-def _detect_jsonl(detector, source: str) -> None:
+def _detect_jsonl(detector, source: str, language: Optional[str] = None) -> None:
     """Stream: bounded memory, output order = input order, bad lines reported in place."""
     stream = sys.stdin.buffer if source == "-" else _open_binary(source)
     failures = 0
@@ -224,7 +258,7 @@ def _detect_jsonl(detector, source: str) -> None:
             text, error = _parse_jsonl_line(raw_line, line_number)
             texts.append(text)
             errors.append(error)
-        results = iter(detector.detect_many([t for t in texts if t is not None]))
+        results = iter(detector.detect_many([t for t in texts if t is not None], language=language))
         for text, error in zip(texts, errors):
             outcome = next(results) if text is not None else None
             if isinstance(outcome, Exception):

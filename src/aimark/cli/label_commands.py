@@ -156,7 +156,7 @@ def sign(
     _err.print(f"content id: {info.content_id}")
 
 
-def _load_watermark_check(key: Path) -> Callable[[str], dict]:
+def _load_watermark_check(key: Path) -> Callable[..., dict]:
     try:
         # the engine's detector (torch, transformers), imported only when asked for
         from aimark.verify.watermark import watermark_check_from_keyfile

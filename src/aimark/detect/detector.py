@@ -118,6 +118,18 @@ class Detector:
         allowed[scored_from:] = free_token_mask(text, offsets, normalise_language(language))
         return allowed
 
+    def nothing_to_score(self, num_tokens: int, *, gated: bool, language: str | None) -> DetectionInputError:
+        """The error for a text in which no unit counts: too short, or (with the code gate) nothing free."""
+        context = max(s.context_width for s in self.schemes)
+        if gated and num_tokens > context:
+            return DetectionInputError(
+                f"nothing to score: none of the {num_tokens} token(s) is an identifier, literal or "
+                f"comment of {normalise_language(language) or 'the code'}, which is what the code gate counts"
+            )
+        return DetectionInputError(
+            f"nothing to score: the text has {num_tokens} token(s); the watermark needs more than {context} tokens of context"
+        )
+
     def encode(self, text: str, *, prompt: str | None = None) -> tuple[np.ndarray, int, list[tuple[int, int]]]:
         """(token ids with the prompt's ids first, index of the first scored id, character offsets in ``text`` of the scored ids)."""
         _check_text(text)
@@ -199,16 +211,8 @@ class Detector:
             log_ps.append(log_p)
             counts.append(count)
             per_key_tokens.append(token_scores)
-        if max(counts) == 0 and allowed is not None and len(ids) - scored_from > max(s.context_width for s in self.schemes):
-            raise DetectionInputError(
-                f"nothing to score: none of the {len(ids) - scored_from} token(s) is an identifier, literal or "
-                f"comment of {language or 'the code'}, which is what the code gate counts"
-            )
         if max(counts) == 0:
-            raise DetectionInputError(
-                f"nothing to score: the text has {len(ids) - scored_from} token(s); "
-                f"the watermark needs more than {max(s.context_width for s in self.schemes)} tokens of context"
-            )
+            raise self.nothing_to_score(len(ids) - scored_from, gated=allowed is not None, language=language)
         best, corrected = keyring_corrected(log_ps) if len(log_ps) > 1 else (0, log_ps[0])
         tokens: tuple[TokenScore, ...] = ()
         if offsets is not None:

@@ -19,6 +19,7 @@ def verdict_fields(result: Any) -> dict[str, Any]:
         "num_scored_tokens": result.num_scored_tokens,
         "num_tokens": result.num_tokens,
         "keys_tried": result.keys_tried,
+        "code_language": result.code_language,
     }
 
 
@@ -52,7 +53,6 @@ class DetectionResult:
     def to_dict(self, *, include_tokens: bool = False) -> dict[str, Any]:
         """Stable JSON shape; documented in README ("detect --json")."""
         document = verdict_fields(self)
-        document["code_language"] = self.code_language
         if include_tokens:
             document["tokens"] = [[t.start, t.end, t.score] for t in self.tokens]
         return document

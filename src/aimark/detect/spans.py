@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from aimark.detect.detector import DetectionInputError, Detector
+from aimark.detect.detector import Detector
 from aimark.detect.result import verdict_fields
 from aimark.detect.stats import log_p_values
 from aimark.schemes import WatermarkScheme
+from aimark.schemes.code import normalise_language
 
 DEFAULT_MIN_WIDTH = 32
 _STRIDE_DIVISOR = 4
@@ -75,6 +76,8 @@ class SpanDetectionResult:
     min_window_p_value: float  # the best window before correction (what an uncorrected scan would test)
     keys_tried: int = 1
     spans: tuple[WatermarkedSpan, ...] = field(default=())
+    #: The language whose code gate chose the scored tokens; None when every token counted.
+    code_language: str | None = None
 
     @property
     def watermarked(self) -> bool:
@@ -183,10 +186,7 @@ def detect_spans(
     scans = [_scan(detector, scheme, ids, scored_from, min_width, allowed) for scheme in detector.schemes]
     windows_scanned = sum(len(scan.log_p) for scan in scans)
     if windows_scanned == 0:
-        raise DetectionInputError(
-            f"nothing to score: the text has {len(ids) - scored_from} token(s); "
-            f"the watermark needs more than {max(s.context_width for s in detector.schemes)} tokens of context"
-        )
+        raise detector.nothing_to_score(len(ids) - scored_from, gated=allowed is not None, language=language)
     correction = math.log(windows_scanned)
     best_key = int(np.argmin([scan.log_p.min() if len(scan.log_p) else 0.0 for scan in scans]))
     scan = scans[best_key]
@@ -228,4 +228,5 @@ def detect_spans(
         min_window_p_value=math.exp(float(scan.log_p.min())) if len(scan.log_p) else 1.0,
         keys_tried=len(scans),
         spans=tuple(sorted(spans, key=lambda span: span.start)),
+        code_language=normalise_language(language),
     )

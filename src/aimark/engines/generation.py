@@ -19,6 +19,13 @@ _GEMMA_TURN = "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\
 # choices: on the embedded model it took KGW from 35 to 139 distinct scored
 # tokens on an English 200-token answer (same key and sampling seed).
 DEFAULT_REPETITION_PENALTY = 1.15
+# Programs repeat identifiers by design: a penalty on repeats pushes the model to rename (and break) them.
+CODE_REPETITION_PENALTY = 1.0
+
+
+def default_repetition_penalty(*, code: bool) -> float:
+    """The repetition penalty aimark samples with: off for code, mild for prose."""
+    return CODE_REPETITION_PENALTY if code else DEFAULT_REPETITION_PENALTY
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,18 @@ def gated_language_for_filename(filename: str | None) -> str | None:
     return language if language in SUPPORTED_LANGUAGES else None
 
 
+#: Values of a language option that switch the gate off (``--language none``, ``"language": "prose"``).
+NO_GATE = frozenset({"none", "prose", "text", "off"})
+
+
+def detection_language(text: str, *, language: str | None = None, filename: str | None = None) -> str | None:
+    """The gate to detect ``text`` with: ``language`` when given (one of :data:`NO_GATE`: no gate), else
+    the gated language of ``filename``'s extension, else :func:`guess_language` of the text."""
+    if language is not None:
+        return None if language.strip().lower() in NO_GATE else normalise_language(language)
+    return gated_language_for_filename(filename) or guess_language(text)
+
+
 def guess_language(text: str) -> str | None:
     """``"markdown"`` when the text holds a fenced code block, ``"python"`` when it parses as Python
     with at least one statement that prose would not produce, else ``None`` (treat as prose)."""
@@ -142,7 +154,8 @@ def _python_spans(text: str) -> list[Span]:
         if kind == tokenize.ENDMARKER:
             break
         start = line_starts[token.start[0] - 1] + token.start[1]
-        end = line_starts[token.end[0] - 1] + token.end[1]
+        # min: tokenize adds a NEWLINE after a last line without one, one character past the text.
+        end = min(line_starts[token.end[0] - 1] + token.end[1], len(text))
         if start >= end:
             continue
         if kind == tokenize.NAME:

@@ -49,6 +49,14 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class AimarkOptions(BaseModel):
+    """The request's `aimark` extension field (OpenAI clients send it with `extra_body={"aimark": {...}}`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    language: str | None = Field(None, description="The answer is a program in this language (python, javascript, "
+                                                   "…): sampled without a repetition penalty, and detected with the code gate.")
+
+
 class _SamplingFields(BaseModel):
     # Other OpenAI fields (presence_penalty, logit_bias, user ...) are accepted and ignored, as most servers do.
     model_config = ConfigDict(extra="ignore")
@@ -61,6 +69,16 @@ class _SamplingFields(BaseModel):
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
+    aimark: AimarkOptions | None = None
+
+    def code_language(self) -> str | None:
+        """The canonical language of a code request, None for prose; an unsupported name is a 400."""
+        from aimark.schemes.code import UnsupportedLanguageError, normalise_language
+
+        try:
+            return normalise_language(self.aimark.language if self.aimark else None)
+        except UnsupportedLanguageError as err:
+            raise ApiError(400, "invalid_language", str(err), param="aimark.language") from None
 
 
 class ChatCompletionRequest(_SamplingFields):
@@ -90,8 +108,11 @@ def _sampling(runtime: ServiceRuntime, body: _SamplingFields, max_tokens: int | 
         raise ApiError(400, "max_tokens_too_large", f"max_tokens is at most {limit} on this service", param="max_tokens")
     if body.n > runtime.config.max_choices:
         raise ApiError(400, "n_too_large", f"n is at most {runtime.config.max_choices} on this service", param="n")
+    from aimark.engines.generation import default_repetition_penalty
+
     return SamplingRequest(max_new_tokens=max_tokens or runtime.config.default_max_tokens,
-                           temperature=body.temperature, top_p=body.top_p, seed=body.seed)
+                           temperature=body.temperature, top_p=body.top_p, seed=body.seed,
+                           repetition_penalty=default_repetition_penalty(code=body.code_language() is not None))
 
 
 def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
@@ -121,9 +142,12 @@ def format_chat(runtime: ServiceRuntime, messages: list[ChatMessage]) -> str:
     return "".join(f"{r}: {t}\n" for r, t in dialogue) + "assistant: "
 
 
-def _extension(runtime: ServiceRuntime, content_ids: list[str]) -> dict[str, Any]:
-    return {"content_id": content_ids[0], "content_ids": content_ids, "key_id": runtime.key.key_id,
-            "scheme": runtime.key.scheme, "profile": runtime.config.profile, "labels": list(runtime.config.labels)}
+def _extension(runtime: ServiceRuntime, content_ids: list[str], body: _SamplingFields) -> dict[str, Any]:
+    extension = {"content_id": content_ids[0], "content_ids": content_ids, "key_id": runtime.key.key_id,
+                 "scheme": runtime.key.scheme, "profile": runtime.config.profile, "labels": list(runtime.config.labels)}
+    if (language := body.code_language()) is not None:
+        extension["language"] = language  # what /v1/detect (or `aimark detect --language`) should gate with
+    return extension
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -165,15 +189,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     if body.stream:
         if body.n != 1:
             raise ApiError(400, "stream_n", "stream: true serves one choice (n = 1)", param="n")
-        return _stream_response(runtime, formatted, sampling, stops, prompt_tokens, chat=True,
-                                include_usage=bool(body.stream_options and body.stream_options.include_usage))
+        return _stream_response(runtime, formatted, sampling, stops, prompt_tokens, chat=True, body=body)
     issued = await _complete(runtime, [formatted] * body.n, sampling, stops)
     choices = [{"index": i, "message": {"role": "assistant", "content": out.text}, "logprobs": None,
                 "finish_reason": out.finish_reason} for i, out in enumerate(issued)]
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": runtime.loaded.name, "choices": choices, "system_fingerprint": None,
             "usage": _usage(prompt_tokens, sum(o.num_tokens for o in issued)),
-            "aimark": _extension(runtime, [o.content_id for o in issued])}
+            "aimark": _extension(runtime, [o.content_id for o in issued], body)}
 
 
 @router.post("/completions", summary="Text completion (OpenAI shape), watermarked, labelled and registered")
@@ -190,15 +213,14 @@ async def completions(body: CompletionRequest, request: Request):
     if body.stream:
         if len(formatted) != 1:
             raise ApiError(400, "stream_n", "stream: true serves one prompt and one choice", param="n")
-        return _stream_response(runtime, formatted[0], sampling, stops, prompt_tokens, chat=False,
-                                include_usage=bool(body.stream_options and body.stream_options.include_usage))
+        return _stream_response(runtime, formatted[0], sampling, stops, prompt_tokens, chat=False, body=body)
     issued = await _complete(runtime, formatted, sampling, stops)
     choices = [{"index": i, "text": out.text, "logprobs": None, "finish_reason": out.finish_reason}
                for i, out in enumerate(issued)]
     return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
             "model": runtime.loaded.name, "choices": choices, "system_fingerprint": None,
             "usage": _usage(prompt_tokens, sum(o.num_tokens for o in issued)),
-            "aimark": _extension(runtime, [o.content_id for o in issued])}
+            "aimark": _extension(runtime, [o.content_id for o in issued], body)}
 
 
 # --- streaming -----------------------------------------------------------------------------------------
@@ -248,14 +270,15 @@ def _sse(document: dict) -> bytes:
 
 
 def _stream_response(runtime: ServiceRuntime, formatted: str, sampling: SamplingRequest, stops: list[str],
-                     prompt_tokens: int, *, chat: bool, include_usage: bool) -> StreamingResponse:
+                     prompt_tokens: int, *, chat: bool, body: _SamplingFields) -> StreamingResponse:
     from aimark.engines.streaming import StreamOutcome
 
     content_id = new_content_id()
     outcome = StreamOutcome()
     response_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
     created = int(time.time())
-    extension = _extension(runtime, [content_id])
+    extension = _extension(runtime, [content_id], body)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     def chunk(text: str | None, finish_reason: str | None, *, first: bool = False) -> dict:
         if chat:

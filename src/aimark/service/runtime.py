@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aimark.engines.generation import DEFAULT_REPETITION_PENALTY
 from aimark.keys import Keyring, WatermarkKey, generate_key, load_key, save_key
 from aimark.labels import add_label_text, file_kind_for
 from aimark.provenance import GenerationInfo, new_content_id, sign_content
@@ -44,6 +45,8 @@ class SamplingRequest:
     top_p: float
     seed: int | None = None
     top_k: int = 50
+    # 1.0 for code requests (see aimark.engines.generation.default_repetition_penalty). Streams sample without one.
+    repetition_penalty: float = DEFAULT_REPETITION_PENALTY
 
 
 def service_key_path(model_name: str, home: Path) -> Path:
@@ -138,7 +141,8 @@ class ServiceRuntime:
         with self.generation_lock:
             return generate(self.loaded, formatted_prompts, key=self.key, chat=False, batch_size=len(formatted_prompts),
                             max_new_tokens=sampling.max_new_tokens, temperature=max(sampling.temperature, MIN_TEMPERATURE),
-                            top_k=sampling.top_k, top_p=sampling.top_p, seed=sampling.seed)
+                            top_k=sampling.top_k, top_p=sampling.top_p, seed=sampling.seed,
+                            repetition_penalty=sampling.repetition_penalty)
 
     def stream(self, formatted_prompt: str, sampling: SamplingRequest, outcome) -> Iterator[str]:
         """Text deltas; holds the generation lock until the iterator is closed or exhausted."""

@@ -27,12 +27,14 @@ _BODY_DOC = {
         "content": {
             "application/json": {"schema": {"type": "object", "required": ["text"], "properties": {
                 "text": {"type": "string"}, "filename": {"type": "string"}, "profile": {"enum": list(_PROFILES)},
-                "prompt": {"type": "string", "description": "detect only: the prompt, used as context"}}}},
+                "prompt": {"type": "string", "description": "detect only: the prompt, used as context"},
+                "language": {"type": "string", "description": "detect only: the code gate (python, js, …; 'none' = "
+                             "every token); default: from the filename's extension, else guessed from the text"}}}},
             "text/plain": {"schema": {"type": "string"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "file": {"type": "string", "format": "binary"}, "text": {"type": "string"},
-                "profile": {"enum": list(_PROFILES)}}}},
+                "profile": {"enum": list(_PROFILES)}, "language": {"type": "string"}}}},
         },
     }
 }
@@ -110,17 +112,34 @@ def _text_of(runtime: ServiceRuntime, submission: Submission) -> str:
     return text
 
 
+def _code_language(text: str, language: str | None, filename: str | None) -> str | None:
+    from aimark.schemes.code import UnsupportedLanguageError, detection_language
+
+    try:
+        return detection_language(text, language=language, filename=filename)
+    except UnsupportedLanguageError as err:
+        raise ApiError(400, "invalid_language", str(err), param="language") from None
+
+
 @router.post("/detect", summary="Watermark detection (the `aimark detect --json` document)", openapi_extra=_BODY_DOC)
-async def detect(request: Request, tokens: bool = Query(False, description="Add per-token [start, end, score]")):
+async def detect(
+    request: Request,
+    tokens: bool = Query(False, description="Add per-token [start, end, score]"),
+    language: str | None = Query(None, description="Code gate (python, js, …; 'none' = every token); default: from "
+                                                   "the filename's extension, else guessed from the text"),
+    filename: str | None = Query(None, description="File name, whose extension picks the code gate (e.g. app.py)"),
+):
     from aimark.detect import DetectionInputError, TokenizerMismatchError
 
     runtime: ServiceRuntime = request.app.state.runtime
-    submission = await read_submission(request, None)
+    submission = await read_submission(request, _clean_filename(filename))
     _check_size(runtime, submission)
     text = _text_of(runtime, submission)
     prompt = submission.fields.get("prompt")
+    gate = _code_language(text, submission.fields.get("language") or language, submission.filename)
     try:
-        result = await anyio.to_thread.run_sync(lambda: runtime.detector.detect(text, prompt=prompt, with_tokens=tokens))
+        result = await anyio.to_thread.run_sync(
+            lambda: runtime.detector.detect(text, prompt=prompt, with_tokens=tokens, language=gate))
     except (DetectionInputError, TokenizerMismatchError) as err:  # aimark's messages are safe to show
         raise ApiError(400, "detection_input", " ".join(str(err).split())) from None
     return result.to_dict(include_tokens=tokens)
@@ -133,8 +152,10 @@ class _CapturingCheck:
         self.runtime, self.with_tokens = runtime, with_tokens
         self.heatmap: dict[str, Any] | None = None
 
-    def __call__(self, text: str) -> dict:
-        result = self.runtime.detector.detect(text, with_tokens=self.with_tokens)
+    def __call__(self, text: str, filename: str | None = None) -> dict:
+        from aimark.verify.watermark import detect_file_text
+
+        result = detect_file_text(self.runtime.detector, text, filename, with_tokens=self.with_tokens)
         if self.with_tokens:
             self.heatmap = {"text": text, "tokens": result.to_dict(include_tokens=True)["tokens"]}
         return result.to_dict()

@@ -6,6 +6,7 @@ AIGC metadata (well-formed? one?), and the watermark (through a caller-supplied 
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import re
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from aimark.verify.report import (
     VerificationReport,
 )
 
-WatermarkCheck = Callable[[str], dict]
+# text -> detection dict; a check that takes a keyword `filename` is also given the file's name (for the code gate).
+WatermarkCheck = Callable[..., dict]
 # text -> {"matches": [...]}: the issued-content registry (aimark.registry.Registry.lookup_dict).
 RegistryLookup = Callable[[str], dict]
 # What a watermark check must return (more keys are allowed and kept).
@@ -128,9 +130,18 @@ def _normalise_watermark_result(result: Any) -> dict[str, Any] | str:
             "scheme": result["scheme"], "key_id": result["key_id"]}
 
 
-def _run_watermark_check(check: WatermarkCheck, text: str) -> tuple[dict[str, Any] | None, str | None]:
+def _takes_filename(check: WatermarkCheck) -> bool:
     try:
-        result = _normalise_watermark_result(check(text))
+        parameters = inspect.signature(check).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: text only
+        return False
+    return any(p.kind is p.VAR_KEYWORD or (p.name == "filename" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+               for p in parameters)
+
+
+def _run_watermark_check(check: WatermarkCheck, text: str, filename: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        result = _normalise_watermark_result(check(text, filename=filename) if _takes_filename(check) else check(text))
     except Exception as err:  # noqa: BLE001 - a detector failure is reported, never a traceback
         return None, f"watermark check failed: {type(err).__name__}: {err}"
     return (None, result) if isinstance(result, str) else (result, None)
@@ -169,7 +180,7 @@ def gather_evidence(
     if watermark_check is not None and evidence.text is not None:
         # The detector scores the generated text: aimark's own notice lines were not generated with the key.
         generated = remove_label_text(evidence.text)[0]
-        evidence.watermark, evidence.watermark_error = _run_watermark_check(watermark_check, generated)
+        evidence.watermark, evidence.watermark_error = _run_watermark_check(watermark_check, generated, filename)
     if registry_lookup is not None and evidence.text is not None:
         evidence.registry, evidence.registry_error = _run_registry_lookup(registry_lookup, evidence.text)
     return evidence
@@ -230,6 +241,8 @@ def _watermark_detected(evidence: Evidence, profile: Profile) -> tuple[str, str]
         return NOT_CHECKED, "watermark not checked (pass --key KEYFILE)"
     mark = evidence.watermark
     summary = f"scheme {mark['scheme']}, key {mark['key_id']}, p={mark['p_value']:.3g}, {mark['num_scored_tokens']} tokens scored"
+    if mark.get("code_language"):
+        summary += f", code gate: {mark['code_language']}"
     return (SATISFIED, f"watermark detected ({summary})") if mark["watermarked"] else (MISSING, f"no watermark detected ({summary})")
 
 
@@ -333,7 +346,8 @@ def verify(
     """Inspect every layer of `content` and judge it against `profile` ('kr', 'cn', 'eu', 'all' or a list).
 
     `trust_anchors`: PEM root certificate(s) a C2PA signer must chain to. `watermark_check(text)` returns
-    at least {"watermarked", "p_value", "scheme", "key_id", "num_scored_tokens"}. `registry_lookup(text)` returns
+    at least {"watermarked", "p_value", "scheme", "key_id", "num_scored_tokens"}; a check with a `filename`
+    keyword is called `check(text, filename=filename)`, so it can pick the code gate from the extension. `registry_lookup(text)` returns
     {"matches": [...]}, the outputs a provenance registry issued that this text copies (evidence, no verdict).
     """
     names = list(PROFILES) if profile == "all" else ([profile] if isinstance(profile, str) else list(profile))

@@ -1,0 +1,119 @@
+"""The detector's code gate: which tokens count, exact p-values on human code, and its input errors.
+
+The calibration test can fail: a gate that looked at the key, or scored a repeated identifier each time it
+recurs (code repeats names far more than prose), gives too many small p-values on human-written code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from aimark.detect import DetectionInputError, Detector
+from aimark.keys import generate_key
+from tests.helpers import fixed_key
+
+
+def test_the_gate_scores_fewer_tokens_than_the_whole_text(tiny, human_code):
+    detector = Detector(fixed_key("synthid"), tiny.tokenizer)
+    for source in human_code[:20]:
+        whole = detector.detect(source)
+        gated = detector.detect(source, language="python")
+        assert gated.num_tokens == whole.num_tokens
+        assert 0 < gated.num_scored_tokens < whole.num_scored_tokens
+        assert gated.code_language == "python" and whole.code_language is None
+
+
+def test_gated_tokens_are_identifiers_literals_and_comments(tiny):
+    source = "def scale(values, factor):\n    # multiply each one\n    return [v * factor for v in values]\n"
+    result = Detector(fixed_key("kgw"), tiny.tokenizer).detect(source, language="py")
+    scored = {source[t.start : t.end].strip() for t in result.tokens if t.score is not None}
+    assert scored and not scored & {"def", "return", "for", "in", "(", ")", "[", "]", ":", ","}
+    assert result.code_language == "python"
+
+
+@pytest.mark.parametrize("scheme", ["synthid", "kgw", "gumbel"])
+def test_gated_p_values_on_human_code_are_calibrated(tiny, human_code, scheme):
+    """P(p <= alpha) <= alpha over (function, fresh key) pairs, within a one-sided binomial bound."""
+    keys_per_text = 5
+    p_values = []
+    for source in human_code:
+        for _ in range(keys_per_text):
+            detector = Detector(generate_key(scheme), tiny.tokenizer)
+            p_values.append(detector.detect(source, with_tokens=False, language="python").p_value)
+    p = np.asarray(p_values)
+    assert len(p) == keys_per_text * len(human_code)
+    for alpha in (0.05, 0.01):
+        hits = int((p <= alpha).sum())
+        tail = stats.binom.sf(hits - 1, len(p), alpha)  # P(at least this many | a calibrated detector)
+        assert tail > 1e-4, f"{scheme}: {hits}/{len(p)} gated p-values <= {alpha} on human code (expected {alpha * len(p):.0f})"
+
+
+def test_detect_ids_allowed_mask_must_match_the_ids(tiny):
+    detector = Detector(fixed_key("synthid"), tiny.tokenizer)
+    ids = tiny.tokenizer("def add(a, b):\n    return a + b\n" * 4, add_special_tokens=False)["input_ids"]
+    with pytest.raises(ValueError, match="one flag per token id"):
+        detector.detect_ids(ids, allowed=[True] * (len(ids) - 1))
+    everything = detector.detect_ids(ids, allowed=[True] * len(ids))
+    assert everything.num_scored_tokens == detector.detect_ids(ids).num_scored_tokens
+    half = detector.detect_ids(ids, allowed=[i % 2 == 0 for i in range(len(ids))])
+    assert half.num_scored_tokens < everything.num_scored_tokens
+
+
+def test_text_with_no_free_tokens_is_a_clear_input_error(tiny):
+    only_syntax = "if True:\n    pass\nelse:\n    pass\n" * 6  # keywords, operators and layout only
+    detector = Detector(fixed_key("synthid"), tiny.tokenizer)
+    assert detector.detect(only_syntax).num_scored_tokens > 0  # without the gate it scores
+    with pytest.raises(DetectionInputError, match="identifier, literal or comment of python"):
+        detector.detect(only_syntax, language="python")
+
+
+def test_unsupported_language_is_a_value_error(tiny):
+    with pytest.raises(ValueError, match="no code gating"):
+        Detector(fixed_key("synthid"), tiny.tokenizer).detect("x = 1\n" * 10, language="cobol")
+
+
+def test_to_dict_carries_code_language(tiny, human_code):
+    detector = Detector(fixed_key("synthid"), tiny.tokenizer)
+    assert detector.detect(human_code[0], language="python").to_dict()["code_language"] == "python"
+    assert detector.detect(human_code[0]).to_dict()["code_language"] is None
+
+
+def test_detect_many_with_a_language_matches_detect(tiny, human_code):
+    detector = Detector(fixed_key("kgw"), tiny.tokenizer)
+    texts = [human_code[1], "", human_code[2]]
+    results = list(detector.detect_many(texts, language="python"))
+    assert isinstance(results[1], DetectionInputError)
+    for text, result in zip(texts[::2], results[::2]):
+        single = detector.detect(text, language="python", with_tokens=False)
+        assert result.p_value == single.p_value and result.num_scored_tokens == single.num_scored_tokens
+        assert result.code_language == "python"
+
+
+def test_span_scan_with_a_language_reports_it_and_explains_no_free_tokens(tiny, human_code):
+    from aimark.detect import detect_spans
+
+    detector = Detector(fixed_key("synthid"), tiny.tokenizer)
+    found = detect_spans(detector, human_code[3], language="python")
+    assert found.code_language == "python" and found.to_dict()["code_language"] == "python"
+    assert found.num_scored_tokens == detector.detect(human_code[3], language="python").num_scored_tokens
+    assert detect_spans(detector, human_code[3]).to_dict()["code_language"] is None
+    with pytest.raises(DetectionInputError, match="identifier, literal or comment of python"):
+        detect_spans(detector, "if True:\n    pass\n" * 8, language="python")
+
+
+@pytest.mark.parametrize("text, language, filename, expected", [
+    ("x = compute(1)\nprint(x)\n", None, None, "python"),          # guessed from the text
+    ("x = compute(1)\nprint(x)\n", "none", "a.py", None),           # switched off
+    ("x = compute(1)\nprint(x)\n", "prose", None, None),
+    ("let x = 1;\n", None, "a.js", "javascript"),                   # the extension decides
+    ("plain words here", None, "notes.md", "markdown"),
+    ("plain words here", None, "notes.txt", None),                  # prose file, prose text
+    ("See:\n```py\nx = 1\n```\n", None, "answer.txt", "markdown"),  # prose file holding a fenced block
+    ("anything", "RS", "a.py", "rust"),                             # an explicit language wins
+])
+def test_detection_language(text, language, filename, expected):
+    from aimark.schemes.code import detection_language
+
+    assert detection_language(text, language=language, filename=filename) == expected
