@@ -34,7 +34,7 @@ HUMAN_MODULES = (
     "textwrap", "difflib", "json.encoder", "json.decoder", "argparse", "csv", "string", "fractions", "statistics",
     "heapq", "bisect", "shlex", "calendar", "ipaddress", "pprint", "configparser", "email.utils", "urllib.parse",
     "html", "tokenize", "ast", "dataclasses", "functools", "collections", "gettext", "glob", "fnmatch", "posixpath",
-    "ntpath", "base64", "quopri", "uu", "imaplib", "smtplib", "ftplib", "mailbox", "wave", "sched", "graphlib", "zipfile",
+    "ntpath", "base64", "quopri", "imaplib", "smtplib", "ftplib", "mailbox", "wave", "sched", "graphlib", "zipfile",
 )
 MAX_HUMAN_FUNCTIONS = 300
 SWEET_NEGATIVES_PER_SET = 60

