@@ -21,7 +21,7 @@ SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.95, "repetition_penalty"
 MAX_NEW_TOKENS = 300
 # HumanEval's usual stop sequences: the function body ends where top-level code starts.
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
-GENERATED_SCHEMES = ("none", "kgw", "synthid", "sweet")
+GENERATED_SCHEMES = ("none", "kgw", "synthid", "sweet", "gumbel")
 BATCH_SIZE = 16
 
 
@@ -42,6 +42,9 @@ def humaneval_problems(limit: int | None = None) -> list[Problem]:
 
 
 # -- keys ------------------------------------------------------------------------------
+WATERMARK_KEYS = ("kgw", "synthid", "gumbel", "sweet")
+
+
 def benchmark_keys(tokenizer=None) -> dict:
     """One key per watermarked scheme, made once and kept with the generations (bench keys, not secrets)."""
     from aimark.detect.detector import tokenizer_binding
@@ -49,16 +52,19 @@ def benchmark_keys(tokenizer=None) -> dict:
 
     from bench.code_sweet import sweet_key
 
-    for folder in (CACHE / "keys", FIXTURE_KEYS):
-        if folder.is_dir() and any(folder.glob("*.json")):
-            return {path.stem: load_key(path) for path in sorted(folder.glob("*.json"))}
-    if tokenizer is None:
-        raise SystemExit("no benchmark keys: run the generation first (python bench/code.py --generate-only)")
-    binding = tokenizer_binding(tokenizer, "qwen2.5-coder-0.5b")
-    keys = {"kgw": generate_key("kgw", tokenizer=binding), "synthid": generate_key("synthid", tokenizer=binding), "sweet": sweet_key()}
-    (CACHE / "keys").mkdir(parents=True, exist_ok=True)
-    for name, key in keys.items():
-        save_key(key, CACHE / "keys" / f"{name}.json")
+    keys = {}
+    for folder in (FIXTURE_KEYS, CACHE / "keys"):
+        if folder.is_dir():
+            keys.update({path.stem: load_key(path) for path in sorted(folder.glob("*.json"))})
+    missing = [name for name in WATERMARK_KEYS if name not in keys]
+    if missing and tokenizer is None:
+        raise SystemExit(f"no benchmark keys for {', '.join(missing)}: run the generation first (python bench/code.py --generate-only)")
+    if missing:
+        binding = tokenizer_binding(tokenizer, "qwen2.5-coder-0.5b")
+        (CACHE / "keys").mkdir(parents=True, exist_ok=True)
+        for name in missing:
+            keys[name] = sweet_key() if name == "sweet" else generate_key(name, tokenizer=binding)
+            save_key(keys[name], CACHE / "keys" / f"{name}.json")
     return keys
 
 
@@ -101,7 +107,7 @@ def generate_all(problems: list[Problem], schemes=GENERATED_SCHEMES, seed: int =
             for start in range(0, len(pending), BATCH_SIZE):
                 batch = pending[start : start + BATCH_SIZE]
                 extra = ()
-                key = keys.get(scheme) if scheme in ("kgw", "synthid") else None
+                key = keys.get(scheme) if scheme in ("kgw", "synthid", "gumbel") else None
                 if scheme == "sweet":
                     extra = (code_sweet.make_processor(keys["sweet"], loaded.vocab_size),)
                 began = time.perf_counter()

@@ -37,9 +37,9 @@ HUMAN_MODULES = (
     "ntpath", "base64", "quopri", "imaplib", "smtplib", "ftplib", "mailbox", "wave", "sched", "graphlib", "zipfile",
 )
 MAX_HUMAN_FUNCTIONS = 300
-SWEET_NEGATIVES_PER_SET = 60
-SWEET_FILE_NEGATIVES = 90
-SWEET_ATTACK_PROBLEMS = 48
+SWEET_NEGATIVES_PER_SET = 40
+SWEET_FILE_NEGATIVES = 60
+SWEET_ATTACK_PROBLEMS = 32
 
 
 def negatives_file_subset(per_set: dict[str, list]) -> list:
@@ -146,7 +146,9 @@ METHODS = (
     Method("KGW (plain)", "kgw", "kgw", None),
     Method("KGW + aimark code gate", "kgw", "kgw", "python"),
     Method("SynthID (plain)", "synthid", "synthid", None),
-    Method("aimark code scheme (SynthID + code gate)", "synthid", "synthid", "python"),
+    Method("SynthID + aimark code gate", "synthid", "synthid", "python"),
+    Method("Gumbel (plain)", "gumbel", "gumbel", None),
+    Method("Gumbel + aimark code gate", "gumbel", "gumbel", "python"),
     Method("SWEET (needs the model)", "sweet", "sweet", None, needs_model=True),
 )
 
