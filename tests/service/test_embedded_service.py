@@ -25,14 +25,14 @@ def test_default_model_output_is_watermarked_labelled_and_registered(tmp_path, p
         with TestClient(create_app(runtime)) as client:
             body = client.post("/v1/chat/completions", json={
                 "messages": [{"role": "user", "content": "Write a short essay about how bicycles changed city life."}],
-                "max_tokens": 48, "seed": 3}).json()
+                "max_tokens": 96, "seed": 3}).json()  # the key is fresh per run: leave room for an early stop
             text = body["choices"][0]["message"]["content"]
             assert text.startswith("이 콘텐츠는 생성형 인공지능(AI)으로 생성되었습니다")
             report = client.post("/v1/verify", json={"text": text}).json()
     finally:
         runtime.close()
     mark = report["layers"]["watermark"]["result"]
-    assert mark["num_scored_tokens"] >= 20 and mark["p_value"] < 1e-3, mark
+    assert mark["num_scored_tokens"] >= 20 and mark["p_value"] < 1e-3, (mark, text)
     assert report["layers"]["c2pa"]["valid"] is True
     assert report["layers"]["registry"]["matches"][0]["content_id"] == body["aimark"]["content_id"]
     assert len(list((tmp_path / "service" / "keys").glob("*.json"))) == 1  # made once for this model, then reused
