@@ -167,7 +167,6 @@ class Detector:
         if language is not None:  # the gate needs each text's offsets
             for text in texts:
                 try:
-                    _check_text(text)
                     yield self.detect(text, with_tokens=False, language=language)
                 except DetectionInputError as exc:
                     yield exc

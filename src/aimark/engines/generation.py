@@ -98,6 +98,8 @@ def generate(
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     stop_ids = _stop_ids(tokenizer, model.generation_config)
+    # Rows ended by a stop string are padded to the batch's length.
+    row_ends = set(stop_ids) | ({tokenizer.pad_token_id} if stop_strings else set())
     if seed is not None:
         torch.manual_seed(seed)
 
@@ -131,9 +133,7 @@ def generate(
             )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         for prompt, row in zip(batch, new_tokens.tolist()):
-            # Rows ended by a stop string are padded to the batch's length.
-            ends = set(stop_ids) | ({tokenizer.pad_token_id} if stop_strings else set())
-            stopped = next((i for i, t in enumerate(row) if t in ends), None)
+            stopped = next((i for i, t in enumerate(row) if t in row_ends), None)
             kept = row if stopped is None else row[:stopped]
             text = tokenizer.decode(kept, skip_special_tokens=True)
             cut = min((i for i in (text.find(s) for s in stop_strings) if i >= 0), default=-1)

@@ -128,7 +128,8 @@ def _gguf_header_name(path: Path) -> str | None:
 
 def _verify_gguf(source: GGUFSource, path: Path) -> None:
     """Refuse a corrupt or substituted download before spending a minute converting it."""
-    expected = source.expected_sha256 or (_gemma_sha256() if source.ref == EMBEDDED_MODEL else "")
+    # An empty expected_sha256 means the source's own assembler already checks it (the Gemma package does).
+    expected = source.expected_sha256
     if expected and (actual := _sha256_of(path)) != expected:
         raise ModelLoadError(f"{source.ref}: the assembled GGUF has SHA-256 {actual}, expected {expected}; reinstall {source.packages}")
     if source.expected_name is not None and (name := _gguf_header_name(path)) != source.expected_name:
