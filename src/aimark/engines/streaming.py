@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from aimark.engines.generation import _stop_ids
+from aimark.engines.generation import DEFAULT_REPETITION_PENALTY, _stop_ids
 from aimark.engines.models import LoadedModel
 from aimark.keys import WatermarkKey
 from aimark.schemes import scheme_for_key
@@ -38,14 +38,20 @@ def stream_generate(
     temperature: float = 1.0,
     top_k: int = 50,
     top_p: float = 1.0,
+    repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
     seed: int | None = None,
     timeout_s: float = 300.0,
 ) -> Iterator[str]:
     """Yield text deltas for one already formatted prompt (see :func:`aimark.engines.format_prompt`)."""
     import torch
-    from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+    from transformers import (
+        LogitsProcessorList,
+        StoppingCriteria,
+        StoppingCriteriaList,
+        TextIteratorStreamer,
+    )
 
-    from aimark.schemes.processor import WatermarkLogitsProcessor
+    from aimark.engines.sampling import GREEDY_KWARGS, sampling_processors
 
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")
@@ -55,15 +61,12 @@ def stream_generate(
     stop_ids = _stop_ids(tokenizer, model.generation_config)
     inputs = tokenizer([formatted_prompt], return_tensors="pt", add_special_tokens=True)
     outcome.num_prompt_tokens = int(inputs["input_ids"].shape[1])
-    processors = LogitsProcessorList()
-    if key is not None:
-        scheme = scheme_for_key(key, vocab_size=loaded.vocab_size)
-        processors.append(WatermarkLogitsProcessor(scheme, top_k=top_k, temperature=temperature, top_p=top_p,
-                                                   pad_token_id=tokenizer.pad_token_id))
-        sampling = WatermarkLogitsProcessor.generation_kwargs()
+    scheme = scheme_for_key(key, vocab_size=loaded.vocab_size) if key is not None else None
+    if scheme is not None:
         outcome.scheme, outcome.key_id = scheme.name, scheme.key_id
-    else:
-        sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p}
+    processors = LogitsProcessorList(
+        sampling_processors(scheme, top_k=top_k, temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id)
+    )
 
     cancelled = threading.Event()
     stop_set = set(stop_ids)
@@ -96,7 +99,7 @@ def stream_generate(
             with torch.inference_mode():
                 model.generate(**inputs, logits_processor=processors, stopping_criteria=StoppingCriteriaList([Cancelled()]),
                                max_new_tokens=max_new_tokens, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id,
-                               streamer=streamer, **sampling)
+                               repetition_penalty=repetition_penalty, streamer=streamer, **GREEDY_KWARGS)
         except BaseException as err:  # noqa: BLE001 - re-raised in the consumer's thread
             failure.append(err)
             streamer.end()

@@ -44,6 +44,31 @@ class _ContextHistory:
         return seen
 
 
+def check_sampling(*, top_k: int, temperature: float, top_p: float) -> None:
+    if top_k < 1:
+        raise ValueError("top_k must be >= 1")
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    if not 0 < top_p <= 1:
+        raise ValueError("top_p must be in (0, 1]")
+
+
+def top_candidates(scores: torch.Tensor, *, top_k: int, temperature: float, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Temperature, then top-k, then top-p: ``(log_probs, token_ids)``, each (batch, k), best first.
+
+    Top-p keeps the token that crosses ``top_p`` (so at least one survives); tokens it drops get
+    log-probability -inf and the rest are renormalised.
+    """
+    k = min(top_k, scores.shape[-1])
+    top_values, top_ids = torch.topk(scores.float() / temperature, k, dim=-1)
+    log_probs = torch.log_softmax(top_values, dim=-1)
+    if top_p < 1.0:
+        probs = log_probs.exp()
+        outside = (probs.cumsum(dim=-1) - probs) >= top_p
+        log_probs = torch.log_softmax(log_probs.masked_fill(outside, float("-inf")), dim=-1)
+    return log_probs, top_ids
+
+
 class WatermarkLogitsProcessor(LogitsProcessor):
     """Watermarks sampling with ``scheme``; usable as ``model.generate(..., logits_processor=[...])``.
 
@@ -60,12 +85,7 @@ class WatermarkLogitsProcessor(LogitsProcessor):
         top_p: float = 1.0,
         pad_token_id: int | None = None,
     ):
-        if top_k < 1:
-            raise ValueError("top_k must be >= 1")
-        if temperature <= 0:
-            raise ValueError("temperature must be > 0")
-        if not 0 < top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
+        check_sampling(top_k=top_k, temperature=temperature, top_p=top_p)
         self.scheme = scheme
         self.top_k = top_k
         self.temperature = temperature
@@ -94,13 +114,7 @@ class WatermarkLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         width = self.scheme.context_width
         histories = self._histories_for(input_ids)
-        k = min(self.top_k, scores.shape[-1])
-        top_values, top_ids = torch.topk(scores.float() / self.temperature, k, dim=-1)
-        log_probs = torch.log_softmax(top_values, dim=-1)
-        if self.top_p < 1.0:
-            cumulative = log_probs.exp().cumsum(dim=-1)
-            outside = (cumulative - log_probs.exp()) >= self.top_p  # keep the token that crosses top_p
-            log_probs = torch.log_softmax(log_probs.masked_fill(outside, float("-inf")), dim=-1)
+        log_probs, top_ids = top_candidates(scores, top_k=self.top_k, temperature=self.temperature, top_p=self.top_p)
         log_np = log_probs.detach().cpu().numpy().astype(np.float64)
         candidates = top_ids.cpu().numpy()
         new_log_weights = log_np.copy()

@@ -153,4 +153,5 @@ class ServiceRuntime:
                                        max_new_tokens=sampling.max_new_tokens,
                                        temperature=max(sampling.temperature, MIN_TEMPERATURE), top_k=sampling.top_k,
                                        top_p=sampling.top_p, seed=sampling.seed,
+                                       repetition_penalty=sampling.repetition_penalty,
                                        timeout_s=self.config.generation_timeout_s)
