@@ -85,11 +85,13 @@ def test_bad_gate_options_are_one_line_errors(key_file, files, extra, message):
     assert output.startswith("error:") and output.count("error:") == 1
 
 
-def test_code_of_only_syntax_is_a_clear_error(key_file, tmp_path):
-    path = tmp_path / "empty.py"
-    path.write_text("if True:\n    pass\nelse:\n    pass\n" * 6, encoding="utf-8")
-    result = run("detect", path, "--key", key_file)
-    assert result.exit_code == 2 and "identifier, literal or comment of python" in " ".join(result.output.split())
+def test_code_with_nothing_the_gate_counts_is_a_clear_error(tmp_path, tiny_model_dir):
+    key_path = tmp_path / "kgw.json"
+    assert run("keygen", "--scheme", "kgw", "--out", key_path, "--model", tiny_model_dir).exit_code == 0
+    path = tmp_path / "arithmetic.py"
+    path.write_text("(1 + 2) * 3 - 4 / 5\n" * 8, encoding="utf-8")  # numbers, operators, layout: nothing KGW's gate counts
+    result = run("detect", path, "--key", key_path)
+    assert result.exit_code == 2 and "of python is of a class the code gate counts" in " ".join(result.output.split())
 
 
 def _generate(key_file, *extra):

@@ -15,21 +15,38 @@ from aimark.keys import generate_key
 from tests.helpers import fixed_key
 
 
-def test_the_gate_scores_fewer_tokens_than_the_whole_text(tiny, human_code):
-    detector = Detector(fixed_key("synthid"), tiny.tokenizer)
+@pytest.mark.parametrize("scheme", ["synthid", "kgw", "gumbel"])
+def test_the_gate_scores_fewer_tokens_than_the_whole_text(tiny, human_code, scheme):
+    detector = Detector(fixed_key(scheme), tiny.tokenizer)
+    fewer = 0
     for source in human_code[:20]:
         whole = detector.detect(source)
         gated = detector.detect(source, language="python")
         assert gated.num_tokens == whole.num_tokens
-        assert 0 < gated.num_scored_tokens < whole.num_scored_tokens
+        assert 0 < gated.num_scored_tokens <= whole.num_scored_tokens
+        fewer += gated.num_scored_tokens < whole.num_scored_tokens
         assert gated.code_language == "python" and whole.code_language is None
+    assert fewer > 0
 
 
-def test_gated_tokens_are_identifiers_literals_and_comments(tiny):
-    source = "def scale(values, factor):\n    # multiply each one\n    return [v * factor for v in values]\n"
+@pytest.mark.parametrize("scheme", ["synthid", "kgw", "gumbel"])
+def test_each_scheme_counts_only_its_own_classes(tiny, human_code, scheme):
+    from aimark.schemes.code import free_classes_for, token_classes
+
+    detector = Detector(fixed_key(scheme), tiny.tokenizer)
+    counted = set()
+    for source in human_code[:10]:
+        result = detector.detect(source, language="python")
+        classes = token_classes(source, [(t.start, t.end) for t in result.tokens], "python")
+        counted |= {label for label, t in zip(classes, result.tokens) if t.score is not None}
+    assert counted and counted <= free_classes_for(scheme)
+
+
+def test_kgw_gate_skips_operators_layout_and_numbers(tiny):
+    source = "def scale(values, factor):\n    # multiply each one\n    return [v * factor + 10 for v in values]\n"
     result = Detector(fixed_key("kgw"), tiny.tokenizer).detect(source, language="py")
     scored = {source[t.start : t.end].strip() for t in result.tokens if t.score is not None}
-    assert scored and not scored & {"def", "return", "for", "in", "(", ")", "[", "]", ":", ","}
+    assert scored and not scored & {"(", ")", "[", "]", ":", ",", "*", "+", "10"}
     assert result.code_language == "python"
 
 
@@ -62,10 +79,10 @@ def test_detect_ids_allowed_mask_must_match_the_ids(tiny):
 
 
 def test_text_with_no_free_tokens_is_a_clear_input_error(tiny):
-    only_syntax = "if True:\n    pass\nelse:\n    pass\n" * 6  # keywords, operators and layout only
-    detector = Detector(fixed_key("synthid"), tiny.tokenizer)
+    only_syntax = "(1 + 2) * 3 - 4 / 5\n" * 8  # numbers, operators and layout: nothing KGW's gate counts
+    detector = Detector(fixed_key("kgw"), tiny.tokenizer)
     assert detector.detect(only_syntax).num_scored_tokens > 0  # without the gate it scores
-    with pytest.raises(DetectionInputError, match="identifier, literal or comment of python"):
+    with pytest.raises(DetectionInputError, match="of python is of a class the code gate counts"):
         detector.detect(only_syntax, language="python")
 
 
@@ -99,8 +116,8 @@ def test_span_scan_with_a_language_reports_it_and_explains_no_free_tokens(tiny, 
     assert found.code_language == "python" and found.to_dict()["code_language"] == "python"
     assert found.num_scored_tokens == detector.detect(human_code[3], language="python").num_scored_tokens
     assert detect_spans(detector, human_code[3]).to_dict()["code_language"] is None
-    with pytest.raises(DetectionInputError, match="identifier, literal or comment of python"):
-        detect_spans(detector, "if True:\n    pass\n" * 8, language="python")
+    with pytest.raises(DetectionInputError, match="of python is of a class the code gate counts"):
+        detect_spans(Detector(fixed_key("kgw"), tiny.tokenizer), "(1 + 2) * 3\n" * 12, language="python")
 
 
 @pytest.mark.parametrize("text, language, filename, expected", [

@@ -185,7 +185,9 @@ def _render_result(result, *, as_json: bool, tokens: bool) -> None:
         highlight=False,
     )
     if result.code_language:
-        console.print(f"code gate: {result.code_language} (identifiers, literals and comments scored)", highlight=False)
+        from aimark.schemes.code import describe_code_gate
+
+        console.print(f"code gate: {result.code_language} ({describe_code_gate(result.scheme)})", highlight=False)
 
 
 def _gate_option(language: Optional[str], prose: bool) -> Optional[str]:
@@ -213,7 +215,7 @@ def detect(
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Input lines are JSON objects with a 'text' field; one result line each.")] = False,
     tokens: Annotated[bool, typer.Option("--tokens", help="Include per-token [start, end, score] in JSON.")] = False,
     spans: Annotated[bool, typer.Option("--spans", help="Find watermarked spans in a long mixed text (family-wise error <= alpha over all windows).")] = False,
-    language: Annotated[Optional[str], typer.Option(help="Code gate: count only identifiers, literals and comments of this language (python, js, ...; markdown: fenced blocks). Default: from the file's extension, else guessed from the text; 'none' = every token.")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Code gate: count only the tokens of this language whose lexical classes carry the key's watermark (python, js, ...; markdown: fenced blocks). Default: from the file's extension, else guessed from the text; 'none' = every token.")] = None,
     prose: Annotated[bool, typer.Option("--prose", help="No code gate: every token counts (= --language none).")] = False,
 ) -> None:
     """Detect the watermark in text, from the text and the key alone."""

@@ -19,7 +19,7 @@ from aimark.detect.result import DetectionResult, TokenScore
 from aimark.detect.stats import keyring_corrected, log_p_value
 from aimark.keys import Keyring, TokenizerBinding, WatermarkKey, tokenizer_fingerprint
 from aimark.schemes import WatermarkScheme, scheme_for_key
-from aimark.schemes.code import free_token_mask, normalise_language
+from aimark.schemes.code import free_classes_for, normalise_language, token_classes
 
 DEFAULT_ALPHA = 1e-3
 
@@ -102,29 +102,38 @@ class Detector:
         """Detect the watermark in ``text``; a given ``prompt`` is context only, never scored.
 
         ``language`` (``"python"``, ``"javascript"``, ``"markdown"``, …; see ``aimark.schemes.code``)
-        switches on the code gate: only identifiers, literals, comments (and prose around code fences)
-        are counted, which is where a program's free choices are.
+        switches on the code gate: only tokens of the lexical classes that carry the key's scheme's signal
+        (``aimark.schemes.code.CODE_FREE_CLASSES``; prose around code fences always) are counted.
         """
         ids, scored_from, offsets = self.encode(text, prompt=prompt)
         allowed = self.code_gate(text, offsets, scored_from, len(ids), language)
         return self._detect_ids(ids, scored_from=scored_from, offsets=offsets if with_tokens else None, allowed=allowed, language=language)
 
-    @staticmethod
-    def code_gate(text: str, offsets, scored_from: int, num_ids: int, language: str | None) -> np.ndarray | None:
-        """Positions (over prompt + text ids) the code gate lets the detector count; ``None`` = all."""
+    def code_gate(self, text: str, offsets, scored_from: int, num_ids: int, language: str | None) -> list[np.ndarray] | None:
+        """Per key, the positions (over prompt + text ids) the code gate lets it count; ``None`` = all.
+
+        Which lexical classes count depends on the key's scheme (:data:`aimark.schemes.code.CODE_FREE_CLASSES`).
+        """
         if language is None:
             return None
-        allowed = np.zeros(num_ids, dtype=bool)
-        allowed[scored_from:] = free_token_mask(text, offsets, normalise_language(language))
-        return allowed
+        classes = np.asarray(token_classes(text, offsets, normalise_language(language)), dtype=object)
+        gates: dict[frozenset[str], np.ndarray] = {}
+        for scheme in self.schemes:
+            free = free_classes_for(scheme.name)
+            if free not in gates:
+                allowed = np.zeros(num_ids, dtype=bool)
+                allowed[scored_from:] = [label in free for label in classes]
+                gates[free] = allowed
+        return [gates[free_classes_for(scheme.name)] for scheme in self.schemes]
 
     def nothing_to_score(self, num_tokens: int, *, gated: bool, language: str | None) -> DetectionInputError:
         """The error for a text in which no unit counts: too short, or (with the code gate) nothing free."""
         context = max(s.context_width for s in self.schemes)
         if gated and num_tokens > context:
+            counted = sorted(set().union(*(free_classes_for(s.name) for s in self.schemes)))
             return DetectionInputError(
-                f"nothing to score: none of the {num_tokens} token(s) is an identifier, literal or "
-                f"comment of {normalise_language(language) or 'the code'}, which is what the code gate counts"
+                f"nothing to score: none of the {num_tokens} token(s) of {normalise_language(language) or 'the code'} "
+                f"is of a class the code gate counts ({', '.join(counted)})"
             )
         return DetectionInputError(
             f"nothing to score: the text has {num_tokens} token(s); the watermark needs more than {context} tokens of context"
@@ -202,11 +211,11 @@ class Detector:
             return ids, [(0, 0)] * len(ids)
 
     def _detect_ids(
-        self, ids: np.ndarray, *, scored_from: int, offsets, allowed: np.ndarray | None = None, language: str | None = None
+        self, ids: np.ndarray, *, scored_from: int, offsets, allowed: np.ndarray | list[np.ndarray] | None = None, language: str | None = None
     ) -> DetectionResult:
         log_ps, counts, per_key_tokens = [], [], []
-        for scheme in self.schemes:
-            log_p, count, token_scores = self._score(scheme, ids, scored_from, allowed)
+        for scheme, gate in zip(self.schemes, per_key(allowed, len(self.schemes))):
+            log_p, count, token_scores = self._score(scheme, ids, scored_from, gate)
             log_ps.append(log_p)
             counts.append(count)
             per_key_tokens.append(token_scores)
@@ -259,6 +268,11 @@ class Detector:
         token_scores = np.full(len(ids), np.nan)
         token_scores[positions] = scheme.token_scores(values)
         return log_p_value(scheme.null, float(values.sum()), len(values)), len(values), token_scores
+
+def per_key(allowed: np.ndarray | list[np.ndarray] | None, num_keys: int) -> list[np.ndarray | None]:
+    """One gate per key: a single mask (or none) applies to every key."""
+    return list(allowed) if isinstance(allowed, list) else [allowed] * num_keys
+
 
 def _check_text(text) -> None:
     if not isinstance(text, str):

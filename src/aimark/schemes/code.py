@@ -39,8 +39,34 @@ WHITESPACE = "whitespace"
 PROSE = "prose"  # text outside code fences in a Markdown answer
 OTHER = "other"
 
-#: Classes whose tokens the code detector counts (chosen by bench/code.py's per-class signal study).
+ALL_CLASSES = frozenset({IDENTIFIER, BUILTIN, KEYWORD, STRING, COMMENT, NUMBER, OPERATOR, WHITESPACE, PROSE, OTHER})
+
+#: Classes the code detector counts, per scheme. Rule: a class counts when its tokens carried at least
+#: half the mean per-token signal of all the scheme's tokens (units below that lower the expected z of
+#: the count). Chosen on the even HumanEval problems of bench/code.py's per-class study, checked on the
+#: odd ones (bench/results/code.md). Under the distortion-free schemes even keywords and operators carry
+#: signal, so little is dropped; under KGW forced tokens cannot follow the green list and carry none.
+CODE_FREE_CLASSES = {
+    "synthid": ALL_CLASSES - {NUMBER},
+    "gumbel": ALL_CLASSES - {NUMBER, WHITESPACE},
+    "kgw": frozenset({IDENTIFIER, KEYWORD, STRING, COMMENT, PROSE}),
+}
+#: For a scheme without a measured profile: a program's free choices (names, literals, comments).
 DEFAULT_FREE_CLASSES = frozenset({IDENTIFIER, STRING, COMMENT, NUMBER, PROSE})
+
+
+def free_classes_for(scheme_name: str) -> frozenset[str]:
+    """The lexical classes the code gate counts for ``scheme_name``."""
+    return CODE_FREE_CLASSES.get(scheme_name, DEFAULT_FREE_CLASSES)
+
+
+def describe_code_gate(scheme_name: str) -> str:
+    """What the gate counts for ``scheme_name``, in words ("all but numbers", "identifier, keyword, ...")."""
+    free = free_classes_for(scheme_name)
+    dropped = sorted(ALL_CLASSES - free - {OTHER})
+    if len(dropped) <= len(free) // 2:
+        return "every token but " + ", ".join(label if label == WHITESPACE else f"{label}s" for label in dropped) if dropped else "every token"
+    return ", ".join(sorted(free - {OTHER, PROSE})) + " tokens"
 
 # Pygments lexer alias per language aimark gates (Python uses the standard library's tokenizer).
 _PYGMENTS_ALIASES = {
