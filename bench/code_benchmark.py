@@ -144,11 +144,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generate-only", action="store_true")
     parser.add_argument("--evaluate-only", action="store_true")
     parser.add_argument("--export-fixture", action="store_true", help="cache -> bench/corpus/code_generations.jsonl.gz")
+    parser.add_argument("--rescore", action="store_true",
+                        help="after a detector change: re-score the detectors that need no model on the same generations; "
+                             "pass@1 and SWEET's rows are kept from bench/results/code.json")
     args = parser.parse_args(argv)
     if args.export_fixture:
         print(export_fixture())
         return
     problems = humaneval_problems(args.limit)
+    if args.rescore:
+        from bench.code_evaluation import evaluate
+
+        previous = json.loads((RESULTS / "code.json").read_text())
+        evaluate(problems, load_generations(), benchmark_keys(), out=RESULTS, human_limit=300, previous=previous)
+        return
     if not args.evaluate_only:
         generate_all(problems)
     if args.generate_only:

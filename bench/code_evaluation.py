@@ -218,7 +218,7 @@ def rates(p_values: Sequence[float]) -> dict[str, float]:
 def class_signal(detector, texts: Sequence[tuple[str, str]]) -> dict[str, dict[str, float]]:
     """Per lexical class: units kept, mean normalised excess over the null, and the z of the pooled count.
 
-    This is what chose DEFAULT_FREE_CLASSES: a class belongs in the gate when its units carry signal.
+    This is what chose ``aimark.schemes.code.CODE_FREE_CLASSES`` (see :func:`gate_rule`).
     """
     from aimark.detect import DetectionInputError
     from aimark.schemes.base import BinomialNull
@@ -226,9 +226,11 @@ def class_signal(detector, texts: Sequence[tuple[str, str]]) -> dict[str, dict[s
 
     scheme = detector.schemes[0]
     null = scheme.null
-    assert isinstance(null, BinomialNull)
-    mean0 = null.trials_per_unit * null.success_probability
-    var0 = null.trials_per_unit * null.success_probability * (1 - null.success_probability)
+    if isinstance(null, BinomialNull):
+        mean0 = null.trials_per_unit * null.success_probability
+        var0 = null.trials_per_unit * null.success_probability * (1 - null.success_probability)
+    else:  # GammaNull: one Exp(1) value per unit
+        mean0, var0 = 1.0, 1.0
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     for completion, prompt in texts:
         try:
@@ -253,8 +255,80 @@ def class_signal(detector, texts: Sequence[tuple[str, str]]) -> dict[str, dict[s
     return report
 
 
+def gate_rule(signal: dict[str, dict[str, float]]) -> frozenset[str]:
+    """Classes whose excess per unit is at least half the mean excess per unit over all classes.
+
+    Adding n_c units of excess e_c to a count of N units with mean excess m raises its expected z
+    roughly when e_c > m / 2: weaker classes dilute the count more than they add to it.
+    """
+    from aimark.schemes.code import PROSE
+
+    units = sum(row["units"] for row in signal.values())
+    mean = sum(row["excess_per_unit_sd"] * row["units"] for row in signal.values()) / max(1, units)
+    return frozenset(label for label, row in signal.items() if row["excess_per_unit_sd"] >= mean / 2) | {PROSE}
+
+
+def gate_check(detector, positives, negatives, gates: dict[str, frozenset[str] | None]) -> dict[str, dict]:
+    """TPR, measured FPR and AUROC of ``detector`` with each named class set (``None`` = every token)."""
+    from aimark.detect import DetectionInputError
+    from aimark.schemes.code import free_token_mask
+
+    def p_value(completion: str, prompt: str, classes) -> float:
+        try:
+            ids, scored_from, offsets = detector.encode(completion, prompt=prompt)
+            allowed = None
+            if classes is not None:
+                allowed = np.zeros(len(ids), dtype=bool)
+                allowed[scored_from:] = free_token_mask(completion, offsets, "python", classes)
+            return detector.detect_ids(ids, scored_from=scored_from, allowed=allowed).p_value
+        except DetectionInputError:
+            return 1.0
+
+    out = {}
+    for name, classes in gates.items():
+        pos = [p_value(c, p, classes) for c, p in positives]
+        neg = [p_value(c, p, classes) for c, p in negatives]
+        out[name] = {"classes": sorted(classes) if classes is not None else None, "tpr": rates(pos), "fpr": rates(neg), "auroc": auroc(pos, neg),
+                     "positives": len(pos), "negatives": len(neg)}
+    return out
+
+
+def gate_selection(problems, completions: dict[str, list[str]], detectors: dict, human: list) -> dict:
+    """Per scheme: per-class signal on the even problems, the rule's class set, and a check on the odd ones."""
+    from aimark.schemes.code import DEFAULT_FREE_CLASSES, free_classes_for
+
+    study, checks = {}, {}
+    for key_name in ("synthid", "gumbel", "kgw"):
+        if key_name not in completions:
+            continue
+        detector = detectors[key_name]
+        halves = {parity: [(c, p.prompt) for i, (p, c) in enumerate(zip(problems, completions[key_name])) if i % 2 == parity] for parity in (0, 1)}
+        study[key_name] = {"watermarked (even problems)": class_signal(detector, halves[0])}
+        if "none" in completions:
+            study[key_name]["no watermark (null check)"] = class_signal(detector, [(c, p.prompt) for p, c in zip(problems, completions["none"])])
+        odd = [p for i, p in enumerate(problems) if i % 2 == 1]
+        negatives = [(p.canonical_solution, p.prompt) for p in odd] + [(h.completion, h.prompt) for h in human]
+        if "none" in completions:
+            negatives += [(c, p.prompt) for i, (p, c) in enumerate(zip(problems, completions["none"])) if i % 2 == 1]
+        rule = gate_rule(study[key_name]["watermarked (even problems)"])
+        checks[key_name] = {
+            "rule_picks": sorted(rule),
+            "aimark_ships": sorted(free_classes_for(key_name)),
+            "odd_problems": gate_check(detector, halves[1], negatives, {
+                "every token (no gate)": None,
+                "old one-size gate (identifier, string, comment, number)": DEFAULT_FREE_CLASSES,
+                "aimark's gate for this scheme": free_classes_for(key_name),
+            }),
+        }
+    return {"class_study": study, "gate_check": checks}
+
+
 # -- the whole evaluation ---------------------------------------------------------------------
-def evaluate(problems, generations: dict, keys: dict, *, out: Path, human_limit: int = MAX_HUMAN_FUNCTIONS) -> dict:
+def evaluate(
+    problems, generations: dict, keys: dict, *, out: Path, human_limit: int = MAX_HUMAN_FUNCTIONS, previous: dict | None = None
+) -> dict:
+    """The whole evaluation; with ``previous`` (an earlier code.json of the same generations) only the
+    detectors that need no model are re-scored: pass@1 and SWEET's rows are kept (``--rescore``)."""
     from rich.progress import Progress
 
     from aimark.engines import CODE_MODEL, load_model, load_tokenizer
@@ -270,7 +344,7 @@ def evaluate(problems, generations: dict, keys: dict, *, out: Path, human_limit:
     completions = {s: [generations[(s, t)]["completion"] for t in ids] for s in schemes}
 
     # 1. pass@1 ------------------------------------------------------------------------
-    jobs = [(s, i) for s in ["canonical", *schemes] for i in range(len(problems))]
+    jobs = [] if previous else [(s, i) for s in ["canonical", *schemes] for i in range(len(problems))]
     passed: dict[str, np.ndarray] = {s: np.zeros(len(problems)) for s in ["canonical", *schemes]}
     with Progress() as bar, ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         task = bar.add_task("running HumanEval tests", total=len(jobs))
@@ -284,8 +358,8 @@ def evaluate(problems, generations: dict, keys: dict, *, out: Path, human_limit:
         for (scheme, index), ok in pool.map(run, jobs):
             passed[scheme][index] = ok
             bar.advance(task)
-    quality = {}
-    for scheme in ["canonical", *schemes]:
+    quality = dict(previous["quality"]) if previous else {}
+    for scheme in [] if previous else ["canonical", *schemes]:
         k, n = int(passed[scheme].sum()), len(problems)
         row = {"passed": k, "n": n, "pass@1": k / n, "ci95": wilson(k, n)}
         if scheme not in ("canonical", "none") and "none" in passed:
@@ -303,10 +377,11 @@ def evaluate(problems, generations: dict, keys: dict, *, out: Path, human_limit:
     }
     if "none" in schemes:
         negatives["model, no watermark"] = [CodeSample(f"none:{p.task_id}", p.prompt, c) for p, c in zip(problems, completions["none"])]
-    methods = [m for m in METHODS if m.generated_by in schemes]
+    methods = [m for m in METHODS if m.generated_by in schemes and not (previous and m.needs_model)]
     edit_rng = random.Random(1)
-    detection: dict[str, dict] = {}
-    robustness: dict[str, dict] = {}
+    kept = [m.name for m in METHODS if previous and m.needs_model and m.name in previous["detection"]]
+    detection: dict[str, dict] = {name: previous["detection"][name] for name in kept}
+    robustness: dict[str, dict] = {name: previous["robustness"][name] for name in kept}
     with Progress() as bar:
         task = bar.add_task("detecting", total=len(methods))
         for method in methods:
@@ -358,15 +433,11 @@ def evaluate(problems, generations: dict, keys: dict, *, out: Path, human_limit:
             robustness[method.name] = attacked
             bar.advance(task)
 
-    # 3. which lexical classes carry the signal (selection half: even problem numbers) ------------
-    study = {}
-    for key_name in ("synthid", "kgw"):
-        if key_name in schemes:
-            detector = scorer.detectors[key_name]
-            even = [(c, p.prompt) for i, (p, c) in enumerate(zip(problems, completions[key_name])) if i % 2 == 0]
-            study[key_name] = {"watermarked (even problems)": class_signal(detector, even)}
-            if "none" in schemes:
-                study[key_name]["no watermark (null check)"] = class_signal(detector, [(c, p.prompt) for p, c in zip(problems, completions["none"])])
+    # 3. which lexical classes carry the signal (selection: even problems; check: odd ones) ---------
+    selection = gate_selection(problems, completions, scorer.detectors, human)
+    order = [m.name for m in METHODS]
+    detection = dict(sorted(detection.items(), key=lambda item: order.index(item[0])))
+    robustness = dict(sorted(robustness.items(), key=lambda item: order.index(item[0])))
 
     report = {
         "model": CODE_MODEL,
@@ -377,10 +448,11 @@ def evaluate(problems, generations: dict, keys: dict, *, out: Path, human_limit:
         "quality": quality,
         "detection": detection,
         "robustness": robustness,
-        "class_study": study,
+        **selection,
         "negatives": {label: len(samples) for label, samples in negatives.items()},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "evaluation_seconds": time.perf_counter() - began,
+        "rescored": bool(previous),  # pass@1 and the model-needing rows come from the run before
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "code.json").write_text(json.dumps(report, indent=1, default=float))
@@ -467,6 +539,34 @@ def render_markdown(report: dict) -> str:
         for group, classes in groups.items():
             for label, row in classes.items():
                 lines.append(f"| {group} | {label} | {row['units_per_text']:.1f} | {row['excess_per_unit_sd']:+.3f} | {row['z']:+.1f} |")
+    checks = report.get("gate_check", {})
+    if checks:
+        lines += [
+            "",
+            "## The code gate per scheme (chosen on even problems, checked on odd ones)",
+            "",
+            "Rule: a class counts when its excess per unit (tables above, even problems) is at least half the mean "
+            "excess per unit of all the scheme's units. The check scores the odd problems' completions against the "
+            "odd canonical solutions, the standard-library functions and the odd unwatermarked completions.",
+            "",
+            "| scheme | gate | classes counted | TPR @1e-2 | TPR @1e-3 | AUROC | measured FPR @1e-2 | positives / negatives |",
+            "|---|---|---|---:|---:|---:|---:|---|",
+        ]
+        for key_name, check in checks.items():
+            for gate, row in check["odd_problems"].items():
+                classes = "all" if row["classes"] is None else ", ".join(row["classes"])
+                lines.append(
+                    f"| {key_name} | {gate} | {classes} | {_pct(row['tpr']['0.01'])} | {_pct(row['tpr']['0.001'])} | {row['auroc']:.3f} | "
+                    f"{_pct(row['fpr']['0.01'])} | {row['positives']} / {row['negatives']} |"
+                )
+        lines += [""] + [
+            f"- {key_name}: the rule picks {', '.join(c['rule_picks'])}; aimark ships {', '.join(c['aimark_ships'])}"
+            + ("" if c["rule_picks"] == c["aimark_ships"] else " (**differs**: update CODE_FREE_CLASSES or say why)")
+            for key_name, c in checks.items()
+        ]
+    if report.get("rescored"):
+        lines += ["", "Detection rows of the methods that need no model were re-scored on the same generations after a detector "
+                      "change (`python bench/code.py --rescore`); pass@1 and SWEET's rows come from the full run before."]
     lines += ["", f"Evaluation took {report['evaluation_seconds'] / 60:.1f} min on {report['machine']['cpus']} CPUs.", ""]
     return "\n".join(lines)
 

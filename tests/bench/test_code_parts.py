@@ -131,3 +131,29 @@ def test_sweet_masks_and_processor(tiny):
     assert abs(share - code_sweet.SWEET_GAMMA) < 0.1
     never = code_sweet.make_processor(key, len(tiny.tokenizer), threshold=1e9)
     assert torch.equal(never(torch.tensor([[5, 6]]), scores.clone()), scores)
+
+
+def test_gate_rule_keeps_classes_with_at_least_half_the_mean_signal():
+    from bench.code_evaluation import gate_rule
+
+    signal = {
+        "comment": {"units": 10, "excess_per_unit_sd": 0.30},
+        "identifier": {"units": 10, "excess_per_unit_sd": 0.10},
+        "operator": {"units": 20, "excess_per_unit_sd": 0.04},
+    }
+    # mean = (3 + 1 + 0.8) / 40 = 0.12: identifier (0.10) stays, operator (0.04 < 0.06) goes; prose always counts
+    assert gate_rule(signal) == {"comment", "identifier", "prose"}
+
+
+def test_shipped_code_gates_match_the_rule_on_the_committed_study():
+    """bench/results/code.json holds the per-class study the shipped gates were chosen from."""
+    import json
+    from pathlib import Path
+
+    from aimark.schemes.code import free_classes_for
+    from bench.code_evaluation import gate_rule
+
+    report = json.loads((Path(__file__).resolve().parents[2] / "bench" / "results" / "code.json").read_text())
+    for scheme, groups in report["class_study"].items():
+        assert gate_rule(groups["watermarked (even problems)"]) <= free_classes_for(scheme) | {"other"}
+        assert free_classes_for(scheme) - {"other"} <= gate_rule(groups["watermarked (even problems)"])
