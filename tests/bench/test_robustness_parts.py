@@ -87,3 +87,22 @@ def test_scheme_variants_get_their_own_fixed_keys():
     assert default.key_id != short.key_id and robustness.bench_key("synthid").key_id == default.key_id
     with pytest.raises(ValueError, match="unknown synthid parameter"):
         robustness.bench_key("synthid@ngram=3")
+
+
+def test_sizing_options_shrink_the_plan_and_drop_lengths_beyond_it():
+    import argparse
+
+    from bench.robustness import FULL, resized
+
+    def args(**given):
+        fields = {"max_new_tokens": None, "prompts_per_language": None, "rewrite_documents": None, "batch_size": None}
+        return argparse.Namespace(**{**fields, **given})
+
+    plan = resized(FULL, args(max_new_tokens=320, prompts_per_language=10, rewrite_documents=0))
+    assert plan.lengths == (50, 100, 200, 300) and plan.max_new_tokens == 320 and plan.rewrite_length == 300
+    assert plan.prompts_per_language == 10 and plan.rewrite_documents == 0 and plan.attacks == FULL.attacks
+    assert resized(FULL, args()) == FULL
+    with pytest.raises(SystemExit):
+        resized(FULL, args(max_new_tokens=40))
+    with pytest.raises(SystemExit):
+        resized(FULL, args(batch_size=0))
