@@ -623,6 +623,8 @@ def resized(plan: Plan, args: argparse.Namespace) -> Plan:
             if value < (1 if field != "rewrite_documents" else 0):
                 raise SystemExit(f"--{field.replace('_', '-')} must be positive")
             plan = replace(plan, **{field: value})
+    if plan.rewrite_documents == 0:
+        plan = replace(plan, rewrites=())  # the report then says "rewrites none"
     return plan
 
 

@@ -100,7 +100,7 @@ def test_sizing_options_shrink_the_plan_and_drop_lengths_beyond_it():
 
     plan = resized(FULL, args(max_new_tokens=320, prompts_per_language=10, rewrite_documents=0))
     assert plan.lengths == (50, 100, 200, 300) and plan.max_new_tokens == 320 and plan.rewrite_length == 300
-    assert plan.prompts_per_language == 10 and plan.rewrite_documents == 0 and plan.attacks == FULL.attacks
+    assert plan.prompts_per_language == 10 and plan.rewrite_documents == 0 and plan.rewrites == () and plan.attacks == FULL.attacks
     assert resized(FULL, args()) == FULL
     with pytest.raises(SystemExit):
         resized(FULL, args(max_new_tokens=40))
