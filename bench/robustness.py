@@ -620,8 +620,9 @@ def resized(plan: Plan, args: argparse.Namespace) -> Plan:
     for field in ("prompts_per_language", "rewrite_documents", "batch_size"):
         value = getattr(args, field)
         if value is not None:
-            if value < (1 if field != "rewrite_documents" else 0):
-                raise SystemExit(f"--{field.replace('_', '-')} must be positive")
+            least = 0 if field == "rewrite_documents" else 1
+            if value < least:
+                raise SystemExit(f"--{field.replace('_', '-')} must be at least {least}")
             plan = replace(plan, **{field: value})
     if plan.rewrite_documents == 0:
         plan = replace(plan, rewrites=())  # the report then says "rewrites none"

@@ -19,7 +19,7 @@ from aimark.detect.result import DetectionResult, TokenScore
 from aimark.detect.stats import keyring_corrected, log_p_value
 from aimark.keys import Keyring, TokenizerBinding, WatermarkKey, tokenizer_fingerprint
 from aimark.schemes import WatermarkScheme, scheme_for_key
-from aimark.schemes.code import free_classes_for, normalise_language, token_classes
+from aimark.schemes.code import class_mask, free_classes_for, normalise_language, token_classes
 
 DEFAULT_ALPHA = 1e-3
 
@@ -116,15 +116,16 @@ class Detector:
         """
         if language is None:
             return None
-        classes = np.asarray(token_classes(text, offsets, normalise_language(language)), dtype=object)
-        gates: dict[frozenset[str], np.ndarray] = {}
+        classes = token_classes(text, offsets, normalise_language(language))  # lexed once, masked per class set
+        masks: dict[frozenset[str], np.ndarray] = {}
+        gates = []
         for scheme in self.schemes:
             free = free_classes_for(scheme.name)
-            if free not in gates:
-                allowed = np.zeros(num_ids, dtype=bool)
-                allowed[scored_from:] = [label in free for label in classes]
-                gates[free] = allowed
-        return [gates[free_classes_for(scheme.name)] for scheme in self.schemes]
+            if free not in masks:
+                masks[free] = np.zeros(num_ids, dtype=bool)
+                masks[free][scored_from:] = class_mask(classes, free)
+            gates.append(masks[free])
+        return gates
 
     def nothing_to_score(self, num_tokens: int, *, gated: bool, language: str | None) -> DetectionInputError:
         """The error for a text in which no unit counts: too short, or (with the code gate) nothing free."""

@@ -61,11 +61,14 @@ def free_classes_for(scheme_name: str) -> frozenset[str]:
 
 
 def describe_code_gate(scheme_name: str) -> str:
-    """What the gate counts for ``scheme_name``, in words ("all but numbers", "identifier, keyword, ...")."""
+    """What the gate counts for ``scheme_name``, in words: by what it drops when that is the shorter list
+    ("every token but numbers"), else by what it keeps ("comment, identifier, keyword, string tokens")."""
     free = free_classes_for(scheme_name)
     dropped = sorted(ALL_CLASSES - free - {OTHER})
+    if not dropped:
+        return "every token"
     if len(dropped) <= len(free) // 2:
-        return "every token but " + ", ".join(label if label == WHITESPACE else f"{label}s" for label in dropped) if dropped else "every token"
+        return "every token but " + ", ".join(label if label == WHITESPACE else f"{label}s" for label in dropped)
     return ", ".join(sorted(free - {OTHER, PROSE})) + " tokens"
 
 # Pygments lexer alias per language aimark gates (Python uses the standard library's tokenizer).
@@ -302,5 +305,10 @@ def free_token_mask(
     text: str, offsets: Sequence[tuple[int, int]], language: str, free_classes: Iterable[str] = DEFAULT_FREE_CLASSES
 ) -> np.ndarray:
     """Boolean mask over LM tokens: True where the token's lexical class is a free choice."""
+    return class_mask(token_classes(text, offsets, language), free_classes)
+
+
+def class_mask(classes: Sequence[str], free_classes: Iterable[str]) -> np.ndarray:
+    """Boolean mask over already classified tokens: True where the class is in ``free_classes``."""
     free = frozenset(free_classes)
-    return np.fromiter((label in free for label in token_classes(text, offsets, language)), dtype=bool, count=len(offsets))
+    return np.fromiter((label in free for label in classes), dtype=bool, count=len(classes))
