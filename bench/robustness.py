@@ -62,6 +62,11 @@ class Plan:
     human_passages: int
     localisation_documents: int
     localisation_tokens: int
+    # Long form: the first prompts of each language again at long_max_new_tokens, measured only at
+    # long_lengths. Every prompt at 640 tokens would double the generation time (~3.5 h on 2 cores).
+    long_prompts_per_language: int = 0
+    long_max_new_tokens: int = 640
+    long_lengths: tuple[int, ...] = (600,)
     batch_size: int = 16  # 2 CPU cores: 81 tokens/s at 16 rows vs 40 at 8 (Gemma 3 270M, fp32)
     seed: int = 2024
 
@@ -85,8 +90,8 @@ FULL = Plan(
     languages=LANGUAGES,
     prompts_per_language=52,
     schemes=("synthid", "kgw", "gumbel"),
-    max_new_tokens=640,
-    lengths=(50, 100, 200, 300, 600),
+    max_new_tokens=320,
+    lengths=(50, 100, 200, 300),
     attacks=(
         ("none", 0.0),
         *((f"token-{op}", s) for op in ("delete", "insert", "substitute") for s in (0.05, 0.1, 0.2, 0.3, 0.5)),
@@ -102,10 +107,11 @@ FULL = Plan(
     ),
     rewrites=("paraphrase", "round-trip"),
     rewrite_length=300,
-    rewrite_documents=13,
+    rewrite_documents=4,
     human_passages=1000,
     localisation_documents=20,
     localisation_tokens=1000,
+    long_prompts_per_language=12,  # 3 per style
 )
 
 
@@ -183,18 +189,18 @@ def progress_bar():
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
 
 
-def generate_all(loaded, plan: Plan, prompts: list[dict], cache: GenerationCache, progress) -> list[dict]:
-    """One watermarked generation per (prompt, scheme) and one unwatermarked control per prompt."""
+def generate_all(loaded, plan: Plan, prompts: list[dict], cache: GenerationCache, progress, *, max_new_tokens: int, schemes: Sequence[str]) -> list[dict]:
+    """One generation per (prompt, scheme), ``"none"`` being the unwatermarked control."""
     from aimark.engines import generate
 
     wanted = []
-    for scheme in (*plan.schemes, "none"):
+    for scheme in schemes:
         for prompt in prompts:
-            fields = {"kind": "generation", "prompt_id": prompt["id"], "scheme": scheme, "tokens": plan.max_new_tokens, "seed": plan.seed, "model": loaded.name}
+            fields = {"kind": "generation", "prompt_id": prompt["id"], "scheme": scheme, "tokens": max_new_tokens, "seed": plan.seed, "model": loaded.name}
             wanted.append((GenerationCache.key(**fields), scheme, prompt))
     missing = [w for w in wanted if w[0] not in cache.rows]
-    progress.console.print(f"generations: {len(wanted) - len(missing)} from the cache, {len(missing)} to generate")
-    task = progress.add_task("generating", total=len(missing) * plan.max_new_tokens)
+    progress.console.print(f"generations of {max_new_tokens} tokens: {len(wanted) - len(missing)} from the cache, {len(missing)} to generate")
+    task = progress.add_task(f"generating ({max_new_tokens} tokens)", total=len(missing) * max_new_tokens)
     by_scheme: dict[str, list] = defaultdict(list)
     for item in missing:
         by_scheme[item[1]].append(item)
@@ -207,8 +213,8 @@ def generate_all(loaded, plan: Plan, prompts: list[dict], cache: GenerationCache
                 loaded,
                 [p["prompt"] for _, _, p in batch],
                 key=key,
-                max_new_tokens=plan.max_new_tokens,
-                min_new_tokens=plan.max_new_tokens,  # every text reaches the longest length measured
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=max_new_tokens,  # every text reaches the longest length measured
                 batch_size=plan.batch_size,
                 seed=plan.seed + start,
                 on_tokens=lambda n: progress.advance(task, n),
@@ -225,7 +231,7 @@ def generate_all(loaded, plan: Plan, prompts: list[dict], cache: GenerationCache
                     "key_id": key.key_id if key else None,
                     "text": output.text,
                     "num_tokens": output.num_tokens,
-                    "max_new_tokens": plan.max_new_tokens,
+                    "max_new_tokens": max_new_tokens,
                     "seed": plan.seed,
                     "model": loaded.name,
                     "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -283,19 +289,23 @@ def p_value_or_one(detector, text: str) -> float:
         return 1.0
 
 
-def detection_power(loaded, plan: Plan, generations, rewrites, human: dict[str, list[str]], progress) -> list[dict]:
-    """One row per (scheme, language, attack, strength, length, generation): the p-value after the attack."""
+def detection_power(loaded, plan: Plan, generations, rewrites, human: dict[str, list[str]], progress, long_generations=()) -> list[dict]:
+    """One row per (scheme, language, attack, strength, length, generation): the p-value after the attack.
+
+    ``generations`` are measured at ``plan.lengths``, ``long_generations`` at ``plan.long_lengths``.
+    """
     from aimark.detect import Detector
 
     rows = []
-    marked = [g for g in generations if g["scheme"] != "none"]
-    task = progress.add_task("attacking + detecting", total=len(marked) * len(plan.attacks) * len(plan.lengths) + len(rewrites))
+    marked = [(g, plan.lengths) for g in generations if g["scheme"] != "none"]
+    marked += [(g, plan.long_lengths) for g in long_generations if g["scheme"] != "none"]
+    task = progress.add_task("attacking + detecting", total=sum(len(lengths) for _, lengths in marked) * len(plan.attacks) + len(rewrites))
     detectors = {s: Detector(bench_key(s), loaded.tokenizer) for s in plan.schemes}
     token_edits = attack_table.token_attacks(loaded.tokenizer)
-    for g in marked:
+    for g, lengths in marked:
         language_attacks = {**attack_table.attacks_for(g["language"]), **token_edits}
         language_attacks["copy-paste"] = lambda text, s, rng, lang=g["language"]: attack_table.copy_paste(text, s, rng, human_texts=human[lang], language=lang)
-        for length in plan.lengths:
+        for length in lengths:
             text = prefix(loaded.tokenizer, g["text"], length)
             for name, strength in plan.attacks:
                 progress.advance(task)
@@ -305,7 +315,7 @@ def detection_power(loaded, plan: Plan, generations, rewrites, human: dict[str, 
                 attacked = text if name == "none" else language_attacks[name](text, strength, rng)
                 rows.append(_power_row(g, name, strength, length, p_value_or_one(detectors[g["scheme"]], attacked)))
     for (source_id, kind), text in rewrites.items():
-        g = next(x for x in marked if x["id"] == source_id)
+        g = next(x for x, _ in marked if x["id"] == source_id)
         rows.append(_power_row(g, kind, 1.0, plan.rewrite_length, p_value_or_one(detectors[g["scheme"]], text)))
         progress.advance(task)
     return rows
@@ -331,8 +341,12 @@ def calibration(loaded, plan: Plan, human: dict[str, list[str]], progress) -> li
     return rows
 
 
-def perplexities(loaded, generations: list[dict], progress) -> dict[str, float]:
-    """Perplexity of each generation's tokens under the model, its chat-formatted prompt as context."""
+def perplexities(loaded, generations: list[dict], cache: GenerationCache, progress) -> dict[str, float]:
+    """Perplexity of each generation's tokens under the model, its chat-formatted prompt as context.
+
+    Each value is kept in the cache (and so in the exported fixture): a full forward pass over Gemma's
+    262k-word vocabulary costs about 1.4 s a text on 2 cores, the slowest part of a re-measurement.
+    """
     import torch
 
     from aimark.engines import format_prompt
@@ -340,6 +354,11 @@ def perplexities(loaded, generations: list[dict], progress) -> dict[str, float]:
     out = {}
     task = progress.add_task("perplexity", total=len(generations))
     for g in generations:
+        cache_id = GenerationCache.key(kind="perplexity", source=g["id"], model=loaded.name)
+        if cache_id in cache.rows:
+            out[g["id"]] = cache.rows[cache_id]["perplexity"]
+            progress.advance(task)
+            continue
         context = loaded.tokenizer(format_prompt(loaded.tokenizer, g["prompt"]), add_special_tokens=True, return_tensors="pt")["input_ids"]
         body = loaded.tokenizer(g["text"], add_special_tokens=False, return_tensors="pt")["input_ids"]
         if body.shape[1] == 0:
@@ -349,6 +368,7 @@ def perplexities(loaded, generations: list[dict], progress) -> dict[str, float]:
         with torch.inference_mode():
             logits = loaded.model(input_ids=ids).logits[0, context.shape[1] - 1 : -1].float()
         out[g["id"]] = float(torch.exp(torch.nn.functional.cross_entropy(logits, body[0])))
+        cache.add([{"id": cache_id, "kind": "perplexity", "source": g["id"], "model": loaded.name, "perplexity": out[g["id"]]}])
         progress.advance(task)
     return out
 
@@ -435,7 +455,32 @@ def tpr(p_values: Sequence[float], alpha: float) -> float:
     return float(np.mean(np.asarray(p_values) <= alpha)) if len(p_values) else float("nan")
 
 
-def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenizer, elapsed: float) -> dict:
+def perplexity_change(generations: list[dict], ppl: dict[str, float], scheme: str, language: str | None, *, resamples: int = 4000, seed: int = 0) -> dict[str, float]:
+    """Median perplexity of ``scheme`` over that of the unwatermarked control, minus 1, with a 95% interval.
+
+    The interval is a paired bootstrap over prompts (each prompt has one text per scheme, so the prompt's
+    own difficulty cancels), stratified by language when ``language`` is None (all languages pooled).
+    """
+    pairs: dict[str, dict[str, float]] = defaultdict(dict)  # prompt id -> scheme -> perplexity
+    strata: dict[str, str] = {}
+    for g in generations:
+        if g["id"] in ppl and g["scheme"] in (scheme, "none") and language in (None, g["language"]):
+            pairs[g["prompt_id"]][g["scheme"]] = ppl[g["id"]]
+            strata[g["prompt_id"]] = g["language"]
+    complete = [prompt for prompt, values in pairs.items() if len(values) == 2]
+    if not complete:
+        return {"ppl_vs_control": float("nan"), "ppl_ci_low": float("nan"), "ppl_ci_high": float("nan")}
+    marked = np.array([pairs[p][scheme] for p in complete])
+    control = np.array([pairs[p]["none"] for p in complete])
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero([strata[p] == lang for p in complete]) for lang in sorted(set(strata[p] for p in complete))]
+    draws = np.concatenate([rng.choice(group, size=(resamples, len(group))) for group in groups], axis=1)
+    ratios = np.median(marked[draws], axis=1) / np.median(control[draws], axis=1) - 1
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return {"ppl_vs_control": float(np.median(marked) / np.median(control) - 1), "ppl_ci_low": float(low), "ppl_ci_high": float(high)}
+
+
+def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenizer, elapsed: float, long_generations=()) -> dict:
     grouped = defaultdict(list)
     for row in power:
         grouped[(row["scheme"], row["language"], row["attack"], row["strength"], row["length"])].append(row["p_value"])
@@ -450,7 +495,18 @@ def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenize
     quality = []
     for (scheme, language), values in _group(generations, ("scheme", "language")).items():
         scores = [ppl[g["id"]] for g in values if g["id"] in ppl]
-        quality.append({"scheme": scheme, "language": language, "n": len(values), "perplexity": float(np.median(scores)) if scores else float("nan"), **diversity(tokenizer, [g["text"] for g in values])})
+        quality.append(
+            {
+                "scheme": scheme,
+                "language": language,
+                "n": len(values),
+                "perplexity": float(np.median(scores)) if scores else float("nan"),
+                **perplexity_change(generations, ppl, scheme, language),
+                **diversity(tokenizer, [g["text"] for g in values]),
+            }
+        )
+    for scheme in dict.fromkeys(g["scheme"] for g in generations if g["scheme"] != "none"):
+        quality.append({"scheme": scheme, "language": "all", "n": sum(g["scheme"] == scheme for g in generations), **perplexity_change(generations, ppl, scheme, None)})
     local_table = []
     for (scheme, language), values in _group(local, ("scheme", "language")).items():
         mixed = [r for r in values if r["kind"] == "mixed"]
@@ -479,10 +535,10 @@ def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenize
         "elapsed_s": round(elapsed, 1),
         "command": " ".join(["python bench/robustness.py", *sys.argv[1:]]),
         "generation": {
-            "rows": len(generations),
-            "cpu_s": round(sum(g.get("generation_s", 0.0) for g in generations), 1),  # 0 for rows from an older cache
-            "first": min((g["generated_at"] for g in generations if "generated_at" in g), default=None),
-            "last": max((g["generated_at"] for g in generations if "generated_at" in g), default=None),
+            "rows": len(generations) + len(long_generations),
+            "cpu_s": round(sum(g.get("generation_s", 0.0) for g in (*generations, *long_generations)), 1),  # 0 for rows from an older cache
+            "first": min((g["generated_at"] for g in (*generations, *long_generations) if "generated_at" in g), default=None),
+            "last": max((g["generated_at"] for g in (*generations, *long_generations) if "generated_at" in g), default=None),
         },
         "power": power_table,
         "calibration": calib_table,
@@ -501,6 +557,8 @@ def _group(rows, fields) -> dict[tuple, list]:
 
 def _markdown_table(rows: list[dict], columns: Sequence[str]) -> str:
     def cell(value):
+        if value is None:
+            return "–"
         if isinstance(value, float):
             return "n/a" if math.isnan(value) else f"{value:.3g}"
         return str(value)
@@ -517,8 +575,6 @@ def write_report(summary: dict, calib_rows: list[dict], out: Path, quick: bool) 
     plan = summary["plan"]
     target_length = 300 if 300 in plan["lengths"] else max(plan["lengths"])
     targets = [r for r in summary["power"] if r["attack"] == "token-substitute" and r["strength"] == 0.2 and r["length"] == target_length]
-    control_ppl = {r["language"]: r["perplexity"] for r in summary["quality"] if r["scheme"] == "none"}
-    quality = [{**r, "ppl_vs_control": r["perplexity"] / control_ppl.get(r["language"], float("nan")) - 1} for r in summary["quality"]]
     sections = [
         "# aimark robustness suite" + (" (quick slice: numbers are a smoke check, not results)" if quick else ""),
         f"Command: `{summary['command']}`. Run {summary['date']}, {summary['elapsed_s']} s"
@@ -538,7 +594,9 @@ def write_report(summary: dict, calib_rows: list[dict], out: Path, quick: bool) 
         + _markdown_table(summary["calibration"], ["scheme", "language", "n", "fpr@0.05", "fpr@0.01", "fpr@0.001", "fpr@0.0001"])
         + "\n\nWith n passages an FPR below 1/n cannot be observed; 1e-4 needs ≥ 10⁴ passages per language.",
         "## Quality: median perplexity under the model, distinct n-grams, 4-gram repetition\n"
-        + _markdown_table(quality, ["scheme", "language", "n", "perplexity", "ppl_vs_control", "distinct_2", "distinct_3", "repetition_4"]),
+        + _markdown_table(summary["quality"], ["scheme", "language", "n", "perplexity", "ppl_vs_control", "ppl_ci_low", "ppl_ci_high", "distinct_2", "distinct_3", "repetition_4"])
+        + "\n\n`ppl_vs_control`: median perplexity over the unwatermarked control's, minus 1; `ppl_ci_*`: its 95% paired "
+        "bootstrap interval over prompts (language `all`: every language pooled, resampled within each language).",
         "## Localisation: 10% watermarked span in a human document\n"
         + _markdown_table(summary["localisation"], ["scheme", "language", "documents", "auc_scan", "auc_whole", "span_precision", "span_recall", "false_spans_in_human"])
         + "\n\n`auc_scan` scores documents by the span scan's FWER-corrected p-value (`aimark detect --spans`), `auc_whole` by the plain whole-text test.",
@@ -617,10 +675,10 @@ def resized(plan: Plan, args: argparse.Namespace) -> Plan:
         if not lengths:
             raise SystemExit(f"--max-new-tokens {args.max_new_tokens} leaves no length of {plan.lengths} to measure")
         plan = replace(plan, max_new_tokens=args.max_new_tokens, lengths=lengths, rewrite_length=min(plan.rewrite_length, max(lengths)))
-    for field in ("prompts_per_language", "rewrite_documents", "batch_size"):
+    for field in ("prompts_per_language", "long_prompts_per_language", "rewrite_documents", "batch_size"):
         value = getattr(args, field)
         if value is not None:
-            least = 0 if field == "rewrite_documents" else 1
+            least = 0 if field in ("rewrite_documents", "long_prompts_per_language") else 1
             if value < least:
                 raise SystemExit(f"--{field.replace('_', '-')} must be at least {least}")
             plan = replace(plan, **{field: value})
@@ -644,6 +702,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizing.add_argument("--prompts-per-language", type=int)
     sizing.add_argument("--max-new-tokens", type=int, help="also drops the measured lengths above it")
     sizing.add_argument("--rewrite-documents", type=int, help="model rewrites per (scheme, language)")
+    sizing.add_argument("--long-prompts-per-language", type=int, help="prompts also generated at the long-form length (0: none)")
     sizing.add_argument("--batch-size", type=int)
     parser.add_argument("--generate-only", action="store_true", help="fill the generation cache (generations and rewrites) and stop")
     args = parser.parse_args(argv)
@@ -674,12 +733,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no human reference text installed for {', '.join(missing)}: see bench/corpus/README.md", file=sys.stderr)
         return 2
     with progress_bar() as progress:
-        generations = generate_all(loaded, plan, prompts, cache, progress)
+        generations = generate_all(loaded, plan, prompts, cache, progress, max_new_tokens=plan.max_new_tokens, schemes=(*plan.schemes, "none"))
         rewrites = rewrite_all(loaded, plan, generations, cache, progress) if plan.rewrites else {}
+        long_generations = []
+        if plan.long_prompts_per_language:
+            long_prompts = load_prompts(replace(plan, prompts_per_language=plan.long_prompts_per_language))
+            long_generations = generate_all(loaded, plan, long_prompts, cache, progress, max_new_tokens=plan.long_max_new_tokens, schemes=plan.schemes)
         if args.generate_only:
-            progress.console.print(f"cached {len(generations)} generations and {len(rewrites)} rewrites in {cache.path}")
+            progress.console.print(f"cached {len(generations) + len(long_generations)} generations and {len(rewrites)} rewrites in {cache.path}")
             return 0
-        power = detection_power(loaded, plan, generations, rewrites, human, progress)
+        power = detection_power(loaded, plan, generations, rewrites, human, progress, long_generations)
         from aimark.detect import Detector
 
         sizes: dict[tuple[str, str], list] = defaultdict(list)
@@ -688,9 +751,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 detector = Detector(bench_key(g["scheme"]), loaded.tokenizer)
                 sizes[(g["scheme"], g["language"])].append(tokens_to_detect(detector, g["text"], step=10, alpha=1e-3))
         calib = calibration(loaded, plan, human, progress)
-        ppl = perplexities(loaded, generations, progress)
+        ppl = perplexities(loaded, generations, cache, progress)
         local = localisation(loaded, plan, generations, human, progress)
-    summary = summarise(plan, power, calib, ppl, generations, local, sizes, loaded.tokenizer, time.monotonic() - started)
+    summary = summarise(plan, power, calib, ppl, generations, local, sizes, loaded.tokenizer, time.monotonic() - started, long_generations)
     write_report(summary, calib, args.out, args.quick)
     print(f"wrote {args.out / 'robustness.md'} in {summary['elapsed_s']} s")
     return 0

@@ -95,14 +95,59 @@ def test_sizing_options_shrink_the_plan_and_drop_lengths_beyond_it():
     from bench.robustness import FULL, resized
 
     def args(**given):
-        fields = {"max_new_tokens": None, "prompts_per_language": None, "rewrite_documents": None, "batch_size": None}
+        fields = {"max_new_tokens": None, "prompts_per_language": None, "long_prompts_per_language": None, "rewrite_documents": None, "batch_size": None}
         return argparse.Namespace(**{**fields, **given})
 
-    plan = resized(FULL, args(max_new_tokens=320, prompts_per_language=10, rewrite_documents=0))
-    assert plan.lengths == (50, 100, 200, 300) and plan.max_new_tokens == 320 and plan.rewrite_length == 300
+    plan = resized(FULL, args(max_new_tokens=220, prompts_per_language=10, rewrite_documents=0, long_prompts_per_language=0))
+    assert plan.lengths == (50, 100, 200) and plan.max_new_tokens == 220 and plan.rewrite_length == 200 and plan.long_prompts_per_language == 0
     assert plan.prompts_per_language == 10 and plan.rewrite_documents == 0 and plan.rewrites == () and plan.attacks == FULL.attacks
     assert resized(FULL, args()) == FULL
     with pytest.raises(SystemExit):
         resized(FULL, args(max_new_tokens=40))
     with pytest.raises(SystemExit):
         resized(FULL, args(batch_size=0))
+
+
+def _paired_generations(control: dict[str, list[float]], factor: float, noise: float, seed: int = 1):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    generations, ppl = [], {}
+    for language, values in control.items():
+        for i, value in enumerate(values):
+            prompt = f"{language}-{i}"
+            for scheme, ppl_value in (("none", value), ("synthid", value * factor * float(np.exp(rng.normal(0, noise))))):
+                gid = f"{scheme}:{prompt}"
+                generations.append({"id": gid, "prompt_id": prompt, "scheme": scheme, "language": language})
+                ppl[gid] = ppl_value
+    return generations, ppl
+
+
+def test_perplexity_change_is_the_ratio_of_medians_and_its_interval_covers_the_truth():
+    import numpy as np
+
+    from bench.robustness import perplexity_change
+
+    rng = np.random.default_rng(0)
+    control = {lang: list(np.exp(rng.normal(3, 0.5, 52))) for lang in ("ko", "en")}
+    exact, ppl = _paired_generations(control, 1.10, noise=0.0)
+    change = perplexity_change(exact, ppl, "synthid", "ko")
+    assert change["ppl_vs_control"] == pytest.approx(0.10) and change["ppl_ci_low"] == pytest.approx(0.10) and change["ppl_ci_high"] == pytest.approx(0.10)
+    noisy, ppl = _paired_generations(control, 1.10, noise=0.2)
+    one, pooled = perplexity_change(noisy, ppl, "synthid", "ko"), perplexity_change(noisy, ppl, "synthid", None)
+    for change in (one, pooled):
+        assert change["ppl_ci_low"] < 0.10 < change["ppl_ci_high"]
+        assert change["ppl_ci_low"] < change["ppl_vs_control"] < change["ppl_ci_high"]
+    assert pooled["ppl_ci_high"] - pooled["ppl_ci_low"] < one["ppl_ci_high"] - one["ppl_ci_low"]  # twice the prompts
+    missing = perplexity_change(noisy, ppl, "kgw", "ko")
+    assert math.isnan(missing["ppl_vs_control"])
+
+
+@pytest.mark.parametrize("language", ["ko", "ja", "zh", "en"])
+def test_calibration_corpus_has_five_hundred_human_passages_per_language(language):
+    from tests.services import _missing
+
+    passages = human_passages(language, limit=500)
+    if len(passages) < 500:  # ko and ja need Debian documentation packages (scripts/ci_services.sh installs them)
+        _missing(f"human {language} text: {len(passages)} passages < 500 (see bench/corpus/README.md)")
+    assert len({p["text"] for p in passages}) == 500
