@@ -92,9 +92,13 @@ def unit_ids(left: np.ndarray, tokens: np.ndarray) -> np.ndarray:
 
 
 def to_unit_interval(values: np.ndarray) -> np.ndarray:
-    """uint64 -> float64 uniform on the open interval (0, 1)."""
-    top53 = (np.asarray(values, dtype=np.uint64) >> np.uint64(11)).astype(np.float64)
-    return (top53 + 0.5) * 2.0**-53
+    """uint64 -> float64 uniform on the open interval (0, 1): the midpoints of 2**52 equal cells.
+
+    52 bits, not 53: ``top53 + 0.5`` needs 54 bits of mantissa and rounds to 2**53 for the top
+    2048 hashes, so r would be exactly 1 and Gumbel's -log(1 - r) infinite (p = 0 from one unit).
+    """
+    top52 = (np.asarray(values, dtype=np.uint64) >> np.uint64(12)).astype(np.float64)
+    return (top52 + 0.5) * 2.0**-52
 
 
 def sliding_windows(token_ids: np.ndarray, width: int) -> np.ndarray:
