@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import attacks as attack_table  # noqa: E402
 from bench.core import tokens_to_detect  # noqa: E402  (MarkMyWords "size" for one text)
-from bench.human_text import human_passages  # noqa: E402
+from bench.human_text import human_passages, script_share  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 PROMPTS = BENCH / "corpus" / "prompts.jsonl"
@@ -321,6 +321,50 @@ def detection_power(loaded, plan: Plan, generations, rewrites, human: dict[str, 
     return rows
 
 
+def char_ngram_f1(reference: str, candidate: str, n: int = 3) -> float:
+    """F1 of the character n-gram multisets, spaces removed (chrF's core; segmentation-free, so CJK counts alike)."""
+    from collections import Counter
+
+    def grams(text: str) -> Counter:
+        text = "".join(text.split())
+        return Counter(text[i : i + n] for i in range(len(text) - n + 1))
+
+    ref, cand = grams(reference), grams(candidate)
+    overlap = sum((ref & cand).values())
+    if not overlap:
+        return 0.0
+    precision, recall = overlap / sum(cand.values()), overlap / sum(ref.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def in_language(text: str, language: str) -> bool:
+    """Whether ``text`` is mostly in ``language``'s script (a rewrite that switched language is another attack)."""
+    if language == "en":
+        letters = [c for c in text if c.isalpha()]
+        return bool(letters) and sum(c.isascii() for c in letters) / len(letters) >= 0.9
+    return script_share(text, language) >= 0.5
+
+
+def rewrite_rows(tokenizer, plan: Plan, generations: list[dict], rewrites: dict[tuple[str, str], str]) -> list[dict]:
+    """How much of each source a model rewrite kept: character 3-gram F1 and whether it stayed in the language.
+
+    A small model's "paraphrase" can be a new text; without these numbers a low TPR would read as the
+    watermark failing where the rewrite kept nothing of the source to find.
+    """
+    by_id = {g["id"]: g for g in generations}
+    rows = []
+    for (source_id, kind), text in rewrites.items():
+        g = by_id[source_id]
+        # The baseline: the same rewrite against another prompt's text in the same language.
+        others = [o for o in generations if o["language"] == g["language"] and o["prompt_id"] != g["prompt_id"] and o["scheme"] == g["scheme"]]
+        other = others[sum(map(ord, source_id)) % len(others)]["text"] if others else ""
+        source = prefix(tokenizer, g["text"], plan.rewrite_length) or g["text"]
+        rows.append({"generation": source_id, "attack": kind, "scheme": g["scheme"], "language": g["language"],
+                     "chrf3": char_ngram_f1(source, text), "chrf3_unrelated": char_ngram_f1(prefix(tokenizer, other, plan.rewrite_length) or other, text),
+                     "in_language": in_language(text, g["language"])})
+    return rows
+
+
 def _power_row(g: dict, attack: str, strength: float, length: int, p: float) -> dict:
     return {"scheme": g["scheme"], "language": g["language"], "attack": attack, "strength": strength, "length": length, "p_value": p, "generation": g["id"]}
 
@@ -473,14 +517,14 @@ def perplexity_change(generations: list[dict], ppl: dict[str, float], scheme: st
     marked = np.array([pairs[p][scheme] for p in complete])
     control = np.array([pairs[p]["none"] for p in complete])
     rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero([strata[p] == lang for p in complete]) for lang in sorted(set(strata[p] for p in complete))]
+    groups = [np.flatnonzero([strata[p] == lang for p in complete]) for lang in sorted({strata[p] for p in complete})]
     draws = np.concatenate([rng.choice(group, size=(resamples, len(group))) for group in groups], axis=1)
     ratios = np.median(marked[draws], axis=1) / np.median(control[draws], axis=1) - 1
     low, high = np.percentile(ratios, [2.5, 97.5])
     return {"ppl_vs_control": float(np.median(marked) / np.median(control) - 1), "ppl_ci_low": float(low), "ppl_ci_high": float(high)}
 
 
-def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenizer, elapsed: float, long_generations=()) -> dict:
+def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenizer, elapsed: float, long_generations=(), rewritten=()) -> dict:
     grouped = defaultdict(list)
     for row in power:
         grouped[(row["scheme"], row["language"], row["attack"], row["strength"], row["length"])].append(row["p_value"])
@@ -524,6 +568,20 @@ def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenize
                 "false_spans_in_human": sum(r["found_chars"] > 0 for r in human),
             }
         )
+    detected = {(r["generation"], r["attack"]): r["p_value"] for r in power if r["attack"] in plan.rewrites}
+    rewrite_table = []
+    for (scheme, language, kind), values in _group(rewritten, ("scheme", "language", "attack")).items():
+        kept = [r for r in values if r["in_language"]]
+        rewrite_table.append(
+            {
+                "scheme": scheme, "language": language, "attack": kind, "n": len(values),
+                "in_language": len(kept) / len(values),
+                "median_chrf3": float(np.median([r["chrf3"] for r in values])),
+                "median_chrf3_unrelated": float(np.median([r["chrf3_unrelated"] for r in values])),
+                "tpr@0.001": tpr([detected[(r["generation"], kind)] for r in values], 1e-3),
+                "tpr@0.001_in_language": tpr([detected[(r["generation"], kind)] for r in kept], 1e-3),
+            }
+        )
     size_table = [
         {"scheme": s, "language": lang, "median_tokens_to_p<1e-3": (float(np.median([x if x is not None else math.inf for x in v])) if v else None), "never": sum(x is None for x in v)}
         for (s, lang), v in sorted(sizes.items())
@@ -545,6 +603,7 @@ def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenize
         "quality": quality,
         "localisation": local_table,
         "size": size_table,
+        "rewrites": rewrite_table,
     }
 
 
@@ -581,7 +640,11 @@ def write_report(summary: dict, calib_rows: list[dict], out: Path, quick: bool) 
         + (f" (generations: {summary['generation']['rows']} texts, {summary['generation']['cpu_s']} s, made {summary['generation']['first']} to {summary['generation']['last']})" if summary.get("generation", {}).get("first") else "")
         + f", Python {summary['machine']['python']} on {summary['machine']['platform']}. "
         f"Plan: {plan['prompts_per_language']} prompts/language × {', '.join(plan['schemes'])}, {plan['max_new_tokens']} new tokens, "
-        f"lengths {plan['lengths']}, {len(plan['attacks'])} attack settings, rewrites {plan['rewrites'] or 'none'}. "
+        f"lengths {plan['lengths']}"
+        + (f", and the first {plan['long_prompts_per_language']} prompts/language again at {plan['long_max_new_tokens']} tokens, measured at {plan['long_lengths']}" if plan.get("long_prompts_per_language") else "")
+        + f", {len(plan['attacks'])} attack settings, rewrites {plan['rewrites'] or 'none'}"
+        + (f" ({plan['rewrite_documents']} texts per scheme and language)" if plan["rewrites"] else "")
+        + ". "
         "TPR uses the exact p-value threshold p ≤ α; empirical FPR on human text is in the calibration table.",
         f"## Targets\nTPR at FPR 1e-3 after 20% random token substitutions at {target_length} tokens (target ≥ 0.9"
         + ("" if target_length == 300 else "; the target is stated at 300 tokens, longer than this run's texts")
@@ -589,6 +652,15 @@ def write_report(summary: dict, calib_rows: list[dict], out: Path, quick: bool) 
         + _markdown_table(targets, ["scheme", "language", "n", "tpr@0.001"])
         + "\n\nPerplexity vs unwatermarked control (target within 5%) and document AUC for a 10% span (target ≥ 0.98) are below.",
         "## Detection power (TPR at exact-p thresholds)\n" + _markdown_table(summary["power"], ["scheme", "language", "attack", "strength", "length", "n", "tpr@0.01", "tpr@0.001", "tpr@0.0001"]),
+        "## Model rewrites (the embedded model paraphrasing or translating ko/ja/zh→English→back, en→Korean→back)\n"
+        + (
+            _markdown_table(summary.get("rewrites", []), ["scheme", "language", "attack", "n", "in_language", "median_chrf3", "median_chrf3_unrelated", "tpr@0.001", "tpr@0.001_in_language"])
+            + f"\n\nSource: each text's first {plan['rewrite_length']} tokens. `median_chrf3`: character 3-gram F1 between source and "
+            "rewrite (1 = unchanged); `median_chrf3_unrelated`: the same rewrite against another prompt's text in its language, "
+            "the level of a rewrite that kept nothing; `in_language`: share of rewrites still in the source's language."
+            if summary.get("rewrites")
+            else "Not in this run."
+        ),
         "## Size (MarkMyWords): median tokens until p < 1e-3, clean text\n" + _markdown_table(summary["size"], ["scheme", "language", "median_tokens_to_p<1e-3", "never"]),
         "## Calibration: empirical FPR on human text (one fixed key per scheme)\n"
         + _markdown_table(summary["calibration"], ["scheme", "language", "n", "fpr@0.05", "fpr@0.01", "fpr@0.001", "fpr@0.0001"])
@@ -753,7 +825,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         calib = calibration(loaded, plan, human, progress)
         ppl = perplexities(loaded, generations, cache, progress)
         local = localisation(loaded, plan, generations, human, progress)
-    summary = summarise(plan, power, calib, ppl, generations, local, sizes, loaded.tokenizer, time.monotonic() - started, long_generations)
+    rewritten = rewrite_rows(loaded.tokenizer, plan, generations, rewrites)
+    summary = summarise(plan, power, calib, ppl, generations, local, sizes, loaded.tokenizer, time.monotonic() - started, long_generations, rewritten)
     write_report(summary, calib, args.out, args.quick)
     print(f"wrote {args.out / 'robustness.md'} in {summary['elapsed_s']} s")
     return 0

@@ -151,3 +151,56 @@ def test_calibration_corpus_has_five_hundred_human_passages_per_language(languag
     if len(passages) < 500:  # ko and ja need Debian documentation packages (scripts/ci_services.sh installs them)
         _missing(f"human {language} text: {len(passages)} passages < 500 (see bench/corpus/README.md)")
     assert len({p["text"] for p in passages}) == 500
+
+
+def test_rewrite_fidelity_measures_what_a_rewrite_kept_in_any_script():
+    from bench.robustness import char_ngram_f1, in_language
+
+    korean = "대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다."
+    assert char_ngram_f1(korean, korean) == 1.0
+    assert char_ngram_f1(korean, korean.replace(" ", "")) == 1.0  # spacing is not content
+    assert 0.3 < char_ngram_f1(korean, korean[:30] + " 오늘은 날씨가 맑고 바람이 분다.") < 0.9
+    assert char_ngram_f1(korean, "The weather is fine today.") == 0.0
+    assert in_language(korean, "ko") and not in_language("The weather is fine today.", "ko")
+    assert in_language("The weather is fine today.", "en") and not in_language("今日は天気が良いです。", "en")
+
+
+class _CharTokenizer:
+    """One token per character: enough for the report's bookkeeping, no model needed."""
+
+    def __call__(self, text, add_special_tokens=False, return_tensors=None):
+        return {"input_ids": [ord(c) for c in text]}
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(map(chr, ids))
+
+
+def test_report_states_long_form_rewrites_and_perplexity_intervals(tmp_path):
+    from dataclasses import replace
+
+    from bench.robustness import FULL, rewrite_rows, summarise, write_report
+
+    plan = replace(FULL, schemes=("synthid",), languages=("ko",), rewrites=("paraphrase",), rewrite_length=40, attacks=(("none", 0.0),))
+    text = "대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다. " * 2
+    generations, ppl, power = [], {}, []
+    for i in range(6):
+        for scheme, value in (("synthid", 10.0 + i), ("none", 10.0 + i)):
+            gid = f"{scheme}-{i}"
+            generations.append({"id": gid, "prompt_id": f"ko-news-{i:02d}", "scheme": scheme, "language": "ko", "text": text[i:]})
+            ppl[gid] = value
+        power.append({"scheme": "synthid", "language": "ko", "attack": "none", "strength": 0.0, "length": 100, "p_value": 1e-6, "generation": f"synthid-{i}"})
+        power.append({"scheme": "synthid", "language": "ko", "attack": "none", "strength": 0.0, "length": 600, "p_value": 1e-9, "generation": f"long-{i}"})
+    rewrites = {("synthid-0", "paraphrase"): text[:30], ("synthid-1", "paraphrase"): "An English text that kept nothing."}
+    power += [{"scheme": "synthid", "language": "ko", "attack": "paraphrase", "strength": 1.0, "length": 40, "p_value": p, "generation": g}
+              for (g, _), p in zip(rewrites, (1e-4, 0.5))]
+    rewritten = rewrite_rows(_CharTokenizer(), plan, generations, rewrites)
+    assert rewritten[0]["in_language"] and not rewritten[1]["in_language"] and rewritten[0]["chrf3"] > 0.5 > rewritten[1]["chrf3"]
+    summary = summarise(plan, power, [], ppl, generations, [], {}, _CharTokenizer(), 1.0, long_generations=generations[:2], rewritten=rewritten)
+    assert {r["length"] for r in summary["power"]} == {40, 100, 600}  # rewrites are measured at rewrite_length
+    (row,) = summary["rewrites"]
+    assert row["n"] == 2 and row["in_language"] == 0.5 and row["tpr@0.001"] == 0.5 and row["tpr@0.001_in_language"] == 1.0
+    pooled = next(r for r in summary["quality"] if r["language"] == "all")
+    assert pooled["ppl_vs_control"] == 0.0 and pooled["ppl_ci_low"] == pooled["ppl_ci_high"] == 0.0
+    write_report(summary, [], tmp_path, quick=False)
+    report = (tmp_path / "robustness.md").read_text(encoding="utf-8")
+    assert "## Model rewrites" in report and "median_chrf3_unrelated" in report and "ppl_ci_low" in report
