@@ -154,7 +154,9 @@ class GenerationCache:
         self.path = path
         self.rows: dict[str, dict] = {}
         if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            # Lines end at "\n" only: str.splitlines() would also split at U+2028 or U+0085 inside a
+            # generated text (json.dumps with ensure_ascii=False writes them raw).
+            for line in path.read_text(encoding="utf-8").split("\n"):
                 if line.strip():
                     row = json.loads(line)
                     self.rows[row["id"]] = row

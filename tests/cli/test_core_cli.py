@@ -15,7 +15,7 @@ def generated(key_file, tmp_path_factory):
     prompts.write_text("The history of the\n日本国民は\n", encoding="utf-8")
     result = run("generate", "--key", key_file, "--prompt-file", prompts, "--max-new-tokens", 200, "--min-new-tokens", 200, "--raw", "--seed", 0, "--json")
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    return [json.loads(line) for line in result.stdout.strip().split("\n")]  # a text may hold U+2028
 
 
 def test_generate_batch_json(generated, key_file):
@@ -137,3 +137,11 @@ def test_demo_runs_every_language_with_controls(tiny_model_dir):
         (language, kind) for language in ("ko", "ja", "zh", "en", "code") for kind in ("watermarked", "control")
     ]
     assert "secret" not in json.dumps(document["key"])
+
+
+def test_prompt_file_lines_end_at_newlines_only(tmp_path):
+    from aimark.cli.core_commands import _read_prompts
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_bytes("first\u2028still the first\r\n\nsecond\x0cpage\n".encode())
+    assert _read_prompts(None, prompts) == ["first\u2028still the first", "second\x0cpage"]

@@ -68,7 +68,8 @@ def _read_prompts(prompt: Optional[str], prompt_file: Optional[Path]) -> list[st
             fail("the prompt is empty")
         return [prompt]
     text = read_text_input(str(prompt_file))
-    prompts = [line for line in text.splitlines() if line.strip()]
+    # "\n" ends a prompt; str.splitlines() would also cut one at U+2028, U+0085 or a form feed inside it.
+    prompts = [line.removesuffix("\r") for line in text.split("\n") if line.strip()]
     if not prompts:
         fail(f"{prompt_file} holds no prompts (one prompt per line)")
     return prompts
