@@ -268,21 +268,32 @@ def gate_rule(signal: dict[str, dict[str, float]]) -> frozenset[str]:
     return frozenset(label for label, row in signal.items() if row["excess_per_unit_sd"] >= mean / 2) | {PROSE}
 
 
+def gated_p_value(detector, completion: str, prompt: str, keep: Callable[[list[tuple[int, int]]], np.ndarray] | None) -> float:
+    """p-value of ``completion`` (``prompt`` as context) scoring only the tokens ``keep(offsets)`` marks.
+
+    ``keep`` gets the completion tokens' character offsets and returns one flag per token; ``None``
+    scores every token. A text left with nothing to score counts as not detected (p = 1).
+    """
+    from aimark.detect import DetectionInputError
+
+    try:
+        ids, scored_from, offsets = detector.encode(completion, prompt=prompt)
+        allowed = None
+        if keep is not None:
+            allowed = np.zeros(len(ids), dtype=bool)
+            allowed[scored_from:] = keep(offsets)
+        return detector.detect_ids(ids, scored_from=scored_from, allowed=allowed).p_value
+    except DetectionInputError:
+        return 1.0
+
+
 def gate_check(detector, positives, negatives, gates: dict[str, frozenset[str] | None]) -> dict[str, dict]:
     """TPR, measured FPR and AUROC of ``detector`` with each named class set (``None`` = every token)."""
-    from aimark.detect import DetectionInputError
     from aimark.schemes.code import free_token_mask
 
     def p_value(completion: str, prompt: str, classes) -> float:
-        try:
-            ids, scored_from, offsets = detector.encode(completion, prompt=prompt)
-            allowed = None
-            if classes is not None:
-                allowed = np.zeros(len(ids), dtype=bool)
-                allowed[scored_from:] = free_token_mask(completion, offsets, "python", classes)
-            return detector.detect_ids(ids, scored_from=scored_from, allowed=allowed).p_value
-        except DetectionInputError:
-            return 1.0
+        keep = None if classes is None else (lambda offsets: free_token_mask(completion, offsets, "python", classes))
+        return gated_p_value(detector, completion, prompt, keep)
 
     out = {}
     for name, classes in gates.items():

@@ -35,7 +35,8 @@ from bench.code_benchmark import (  # noqa: E402
     humaneval_problems,
     load_generations,
 )
-from bench.code_evaluation import auroc, rates, stdlib_functions  # noqa: E402
+from bench.code_evaluation import auroc, gated_p_value, rates, stdlib_functions  # noqa: E402
+from bench.code_sweet import entropies  # noqa: E402
 
 TAUS = (0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 SCHEMES = ("synthid", "gumbel", "kgw")
@@ -60,10 +61,9 @@ def character_entropies(loaded, texts: list[str], progress=print) -> list[np.nda
             parts = []
             for chunk in hidden.split(128):
                 logits = loaded.model.lm_head(chunk).float()
-                if softcap:
+                if softcap:  # the model's forward applies it after lm_head; calling lm_head directly, so do we
                     logits = torch.tanh(logits / softcap) * softcap
-                log_probs = torch.log_softmax(logits, dim=-1)
-                parts.append(-(log_probs.exp() * log_probs).sum(dim=-1))
+                parts.append(entropies(logits))
             entropy = torch.cat(parts).numpy()
         per_char = np.full(len(text), np.nan, dtype=np.float32)
         for position, (start, end) in enumerate(encoded["offset_mapping"]):
@@ -75,26 +75,21 @@ def character_entropies(loaded, texts: list[str], progress=print) -> list[np.nda
     return out
 
 
-def gated_p_value(detector, scheme: str, prompt: str, completion: str, per_char: np.ndarray, tau: float | None, lexical: bool) -> float:
-    """p-value with the completion's tokens kept where Gemma's entropy > tau and/or the lexical gate allows."""
-    from aimark.detect import DetectionInputError
+def proxy_gate(scheme: str, prompt: str, completion: str, per_char: np.ndarray, tau: float | None, lexical: bool):
+    """The completion tokens to keep: Gemma's entropy > tau and/or the scheme's lexical classes."""
     from aimark.schemes.code import free_classes_for, free_token_mask
 
-    try:
-        ids, scored_from, offsets = detector.encode(completion, prompt=prompt)
-        keep = np.ones(len(offsets), dtype=bool)
+    def keep(offsets) -> np.ndarray:
+        kept = np.ones(len(offsets), dtype=bool)
         if tau is not None:
             # Gemma read prompt + completion as one text; a code token takes the entropy at its first character.
             starts = np.array([len(prompt) + start for start, _ in offsets], dtype=np.int64)
-            entropy = per_char[np.clip(starts, 0, len(per_char) - 1)]
-            keep &= np.nan_to_num(entropy, nan=0.0) > tau
+            kept &= np.nan_to_num(per_char[np.clip(starts, 0, len(per_char) - 1)], nan=0.0) > tau
         if lexical:
-            keep &= np.asarray(free_token_mask(completion, offsets, "python", free_classes_for(scheme)), dtype=bool)
-        allowed = np.zeros(len(ids), dtype=bool)
-        allowed[scored_from:] = keep
-        return detector.detect_ids(ids, scored_from=scored_from, allowed=allowed).p_value
-    except DetectionInputError:
-        return 1.0  # nothing left to score: cannot say "watermarked"
+            kept &= np.asarray(free_token_mask(completion, offsets, "python", free_classes_for(scheme)), dtype=bool)
+        return kept
+
+    return keep
 
 
 def main() -> int:
@@ -130,8 +125,11 @@ def main() -> int:
         gates = [("lexical", None, True)] + [(f"entropy > {t:g}", t, False) for t in TAUS] + [(f"lexical + entropy > {t:g}", t, True) for t in TAUS]
         rows = {}
         for name, tau, lexical in gates:
-            pos = [(i, gated_p_value(detector, scheme, pr, c, cached[(pr, c)], tau, lexical)) for pr, c, i in positives[scheme]]
-            neg = [(i, gated_p_value(detector, scheme, pr, c, cached[(pr, c)], tau, lexical)) for pr, c, i in negatives]
+            def score(pr, c):
+                return gated_p_value(detector, c, pr, proxy_gate(scheme, pr, c, cached[(pr, c)], tau, lexical))
+
+            pos = [(i, score(pr, c)) for pr, c, i in positives[scheme]]
+            neg = [(i, score(pr, c)) for pr, c, i in negatives]
             row = {}
             for split, parity in (("even", 0), ("odd", 1)):
                 P = [p for i, p in pos if i % 2 == parity]

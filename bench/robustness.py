@@ -584,6 +584,7 @@ def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenize
                 "tpr@0.001_in_language": tpr([detected[(r["generation"], kind)] for r in kept], 1e-3),
             }
         )
+    made = [*generations, *long_generations]
     size_table = [
         {"scheme": s, "language": lang, "median_tokens_to_p<1e-3": (float(np.median([x if x is not None else math.inf for x in v])) if v else None), "never": sum(x is None for x in v)}
         for (s, lang), v in sorted(sizes.items())
@@ -595,10 +596,10 @@ def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenize
         "elapsed_s": round(elapsed, 1),
         "command": " ".join(["python bench/robustness.py", *sys.argv[1:]]),
         "generation": {
-            "rows": len(generations) + len(long_generations),
-            "cpu_s": round(sum(g.get("generation_s", 0.0) for g in (*generations, *long_generations)), 1),  # 0 for rows from an older cache
-            "first": min((g["generated_at"] for g in (*generations, *long_generations) if "generated_at" in g), default=None),
-            "last": max((g["generated_at"] for g in (*generations, *long_generations) if "generated_at" in g), default=None),
+            "rows": len(made),
+            "cpu_s": round(sum(g.get("generation_s", 0.0) for g in made), 1),  # 0 for rows from an older cache
+            "first": min((g["generated_at"] for g in made if "generated_at" in g), default=None),
+            "last": max((g["generated_at"] for g in made if "generated_at" in g), default=None),
         },
         "power": power_table,
         "calibration": calib_table,
