@@ -173,3 +173,16 @@ def test_unknown_file_kind_is_refused_rather_than_broken(credentials, info) -> N
     assert caught.value.code == "aimark.c2pa.unknownFileKind"
     signed = sign_content(b"notes\n", "notes.unknownext", credentials, info, lang_code="text")
     assert "\ufeff".encode() in signed
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u0085", "\x0c"])
+def test_manifest_line_is_dropped_whole_even_with_unicode_line_separators(separator: str) -> None:
+    # scan() ends lines at CR/LF only; a separator inside the manifest line must not keep part of it.
+    line = a9.manifest_line(f"# note{separator}", "", b"store")
+    text = f"{line}\nprint('kept'){separator}x = 1\n"
+    assert a9.without_manifest_lines(text) == f"print('kept'){separator}x = 1\n"
+    assert a9.BEGIN not in a9.without_manifest_lines(text)
+    assert a9.without_manifest_lines("a\r\nb\rc") == "a\r\nb\rc"
+    from aimark.registry.fingerprint import content_text
+
+    assert "note" not in content_text(text) and "kept" in content_text(text)

@@ -56,6 +56,15 @@ class ReferenceScan:
             return "data: reference is not valid base64"
 
 
+def without_manifest_lines(text: str) -> str:
+    """``text`` without its manifest line(s), whole lines as :func:`scan` reads them.
+
+    Lines end at CR, LF or CRLF only: ``str.splitlines`` would also cut at U+2028, U+0085 or a form
+    feed, and so keep the part of a manifest line before such a character.
+    """
+    return "".join(m.group() for m in _LINE.finditer(text) if BEGIN not in m.group())
+
+
 def scan(data: bytes) -> ReferenceScan:
     """Find the single manifest line in raw `data` (UTF-8 text)."""
     text = data.decode("utf-8")

@@ -43,7 +43,7 @@ def content_text(text: str) -> str:
     from aimark.labels import remove_label_text
     from aimark.provenance import structured_text
 
-    text = "".join(line for line in text.splitlines(keepends=True) if structured_text.BEGIN not in line)
+    text = structured_text.without_manifest_lines(text)
     text = _INVISIBLE.sub("", text)
     return remove_label_text(text)[0]
 

@@ -61,7 +61,7 @@ def _visible_text(content: bytes, carrier: str) -> str:
         return _docx_text(content)
     text = content.decode("utf-8")
     text = re.sub("\ufeff[\ufe00-\ufe0f\U000e0100-\U000e01ef]+", "", text)
-    return "".join(line for line in text.splitlines(keepends=True) if structured_text.BEGIN not in line)
+    return structured_text.without_manifest_lines(text)
 
 
 def _pdf_text(content: bytes) -> str:
