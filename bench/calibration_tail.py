@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as a file: make bench.* importable (see bench/_paths.py)
+    import _paths  # noqa: F401
 
-from bench.human_text import human_passages  # noqa: E402
+from bench.human_text import human_passages
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALPHAS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)

@@ -14,16 +14,10 @@ Python process with a timeout, never in this one.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+if not __package__:  # run as a file: make bench.* importable (see bench/_paths.py)
+    import _paths  # noqa: F401
 
-# Run as a script, this file's folder would shadow the standard library's ``code`` module
-# (imported by pdb and torch): take it off the path and import bench.* from the repository root.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p not in ("", _HERE)]
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.code_benchmark import main  # noqa: E402
+from bench.code_benchmark import main
 
 if __name__ == "__main__":
     main()

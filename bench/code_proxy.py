@@ -18,25 +18,22 @@ from __future__ import annotations
 
 import json
 import pickle
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p not in ("", _HERE)]  # bench/code.py would shadow the stdlib's code
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as a file: make bench.* importable (see bench/_paths.py)
+    import _paths  # noqa: F401
 
-from bench.code_benchmark import (  # noqa: E402
+from bench.code_benchmark import (
     CACHE,
     RESULTS,
     benchmark_keys,
     humaneval_problems,
     load_generations,
 )
-from bench.code_evaluation import auroc, gated_p_value, rates, stdlib_functions  # noqa: E402
-from bench.code_sweet import entropies  # noqa: E402
+from bench.code_evaluation import auroc, gated_p_value, rates, stdlib_functions
+from bench.code_sweet import entropies
 
 TAUS = (0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 SCHEMES = ("synthid", "gumbel", "kgw")
@@ -125,7 +122,7 @@ def main() -> int:
         gates = [("lexical", None, True)] + [(f"entropy > {t:g}", t, False) for t in TAUS] + [(f"lexical + entropy > {t:g}", t, True) for t in TAUS]
         rows = {}
         for name, tau, lexical in gates:
-            def score(pr, c):
+            def score(pr, c, detector=detector, scheme=scheme, tau=tau, lexical=lexical):
                 return gated_p_value(detector, c, pr, proxy_gate(scheme, pr, c, cached[(pr, c)], tau, lexical))
 
             pos = [(i, score(pr, c)) for pr, c, i in positives[scheme]]

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-# Run as a script (python bench/robustness.py): make the repository root importable for bench.*.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as a file: make bench.* importable (see bench/_paths.py)
+    import _paths  # noqa: F401
 
 from bench import attacks as attack_table  # noqa: E402
 from bench.core import tokens_to_detect  # noqa: E402  (MarkMyWords "size" for one text)
