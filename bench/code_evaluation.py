@@ -268,11 +268,14 @@ def gate_rule(signal: dict[str, dict[str, float]]) -> frozenset[str]:
     return frozenset(label for label, row in signal.items() if row["excess_per_unit_sd"] >= mean / 2) | {PROSE}
 
 
-def gated_p_value(detector, completion: str, prompt: str, keep: Callable[[list[tuple[int, int]]], np.ndarray] | None) -> float:
+def gated_p_value(
+    detector, completion: str, prompt: str, keep: Callable[[list[tuple[int, int]]], np.ndarray] | None, language: str | None = None
+) -> float:
     """p-value of ``completion`` (``prompt`` as context) scoring only the tokens ``keep(offsets)`` marks.
 
     ``keep`` gets the completion tokens' character offsets and returns one flag per token; ``None``
-    scores every token. A text left with nothing to score counts as not detected (p = 1).
+    scores every token. ``language`` scores with the code profile (``Detector.schemes_for``). A text
+    left with nothing to score counts as not detected (p = 1).
     """
     from aimark.detect import DetectionInputError
 
@@ -282,7 +285,7 @@ def gated_p_value(detector, completion: str, prompt: str, keep: Callable[[list[t
         if keep is not None:
             allowed = np.zeros(len(ids), dtype=bool)
             allowed[scored_from:] = keep(offsets)
-        return detector.detect_ids(ids, scored_from=scored_from, allowed=allowed).p_value
+        return detector.detect_ids(ids, scored_from=scored_from, allowed=allowed, language=language).p_value
     except DetectionInputError:
         return 1.0
 
@@ -292,8 +295,9 @@ def gate_check(detector, positives, negatives, gates: dict[str, frozenset[str] |
     from aimark.schemes.code import free_token_mask
 
     def p_value(completion: str, prompt: str, classes) -> float:
+        # Every row with the code profile (SynthID's scored layers), so rows differ only by the classes counted.
         keep = None if classes is None else (lambda offsets: free_token_mask(completion, offsets, "python", classes))
-        return gated_p_value(detector, completion, prompt, keep)
+        return gated_p_value(detector, completion, prompt, keep, language="python")
 
     out = {}
     for name, classes in gates.items():
@@ -301,6 +305,35 @@ def gate_check(detector, positives, negatives, gates: dict[str, frozenset[str] |
         neg = [p_value(c, p, classes) for c, p in negatives]
         out[name] = {"classes": sorted(classes) if classes is not None else None, "tpr": rates(pos), "fpr": rates(neg), "auroc": auroc(pos, neg),
                      "positives": len(pos), "negatives": len(neg)}
+    return out
+
+
+def layer_study(detector, halves: dict[str, list[tuple[str, str]]]) -> dict:
+    """SynthID: per tournament layer, the excess of the watermarked units' bits, and the pooled z of the count
+    over the first D layers for every D, per half of the problems (code gate on). The D where z peaks is
+    what ``aimark.schemes.code.CODE_SYNTHID_LAYERS`` ships."""
+    from aimark.detect import DetectionInputError
+    from aimark.schemes.code import free_classes_for, free_token_mask
+
+    scheme = detector.schemes[0]
+    out = {}
+    for half, texts in halves.items():
+        counts, units = np.zeros(scheme.depth), 0
+        for completion, prompt in texts:
+            try:
+                ids, scored_from, offsets = detector.encode(completion, prompt=prompt)
+            except DetectionInputError:
+                continue
+            allowed = np.zeros(len(ids), dtype=bool)
+            allowed[scored_from:] = free_token_mask(completion, offsets, "python", free_classes_for(scheme.name))
+            # Count of the first D layers for each D; per-layer counts are its differences.
+            firsts = [detector.scored_units(scheme.with_scored_layers(d), ids, scored_from, allowed)[1].sum() for d in range(1, scheme.depth + 1)]
+            counts += np.diff(np.asarray(firsts, dtype=float), prepend=0.0)
+            units += len(detector.scored_units(scheme, ids, scored_from, allowed)[1])
+        q = scheme.null.success_probability
+        excess = counts / max(units, 1) - q
+        z = np.cumsum(counts - q * units) / np.sqrt(q * (1 - q) * units * np.arange(1, scheme.depth + 1))
+        out[half] = {"units": units, "excess_per_layer": excess.tolist(), "z_first_layers": z.tolist(), "best_layers": int(np.argmax(z)) + 1}
     return out
 
 
@@ -326,12 +359,17 @@ def gate_selection(problems, completions: dict[str, list[str]], detectors: dict,
             "rule_picks": sorted(rule),
             "aimark_ships": sorted(free_classes_for(key_name)),
             "odd_problems": gate_check(detector, halves[1], negatives, {
-                "every token (no gate)": None,
+                "every token (no class gate)": None,
                 "old one-size gate (identifier, string, comment, number)": DEFAULT_FREE_CLASSES,
                 "aimark's gate for this scheme": free_classes_for(key_name),
             }),
         }
-    return {"class_study": study, "gate_check": checks}
+    layers = {}
+    if "synthid" in completions:
+        layers = layer_study(detectors["synthid"], {
+            f"{name} problems": [(c, p.prompt) for i, (p, c) in enumerate(zip(problems, completions["synthid"])) if i % 2 == parity]
+            for name, parity in (("even", 0), ("odd", 1))})
+    return {"class_study": study, "gate_check": checks, "layer_study": layers}
 
 
 # -- the whole evaluation ---------------------------------------------------------------------
@@ -575,6 +613,24 @@ def render_markdown(report: dict) -> str:
             + ("" if c["rule_picks"] == c["aimark_ships"] else " (**differs**: update CODE_FREE_CLASSES or say why)")
             for key_name, c in checks.items()
         ]
+    layers = report.get("layer_study", {})
+    if layers:
+        from aimark.schemes.code import CODE_SYNTHID_LAYERS
+
+        depth = len(next(iter(layers.values()))["excess_per_layer"])
+        lines += ["", "## Which SynthID layers carry the signal (synthid key, code gate on)", "",
+                  "Excess = share of 1-bits at that tournament layer minus 1/2 over the watermarked completions' scored units; "
+                  "z = pooled z of the count over the first D layers. Each layer sharpens the distribution the next reweights, "
+                  "so on low-entropy code the last layers find nothing left to move.", "",
+                  "| half | units | " + " | ".join(f"layer {d}" for d in (1, 5, 10, 15, 20, 25, depth)) + " | z at D = 10 / 20 / "
+                  f"{depth} | D with the largest z |", "|---|---:|" + "---:|" * 7 + "---|---:|"]
+        for half, row in layers.items():
+            ex, z = row["excess_per_layer"], row["z_first_layers"]
+            lines.append(f"| {half} | {row['units']} | " + " | ".join(f"{ex[d - 1]:+.3f}" for d in (1, 5, 10, 15, 20, 25, depth))
+                         + f" | {z[9]:.1f} / {z[19]:.1f} / {z[depth - 1]:.1f} | {row['best_layers']} |")
+        means = {half: (np.mean(row["excess_per_layer"][:20]), np.mean(row["excess_per_layer"][20:])) for half, row in layers.items()}
+        lines += ["", "Mean excess per bit, layers 1–20 / 21–" + f"{depth}: " + "; ".join(f"{h} {a:+.4f} / {b:+.4f}" for h, (a, b) in means.items())
+                  + f". aimark's code detector counts the first {CODE_SYNTHID_LAYERS} layers (`CODE_SYNTHID_LAYERS`)."]
     if report.get("rescored"):
         lines += ["", "Detection rows of the methods that need no model were re-scored on the same generations after a detector "
                       "change (`python bench/code.py --rescore`); pass@1 and SWEET's rows come from the full run before."]

@@ -157,3 +157,41 @@ def test_shipped_code_gates_match_the_rule_on_the_committed_study():
     for scheme, groups in report["class_study"].items():
         assert gate_rule(groups["watermarked (even problems)"]) <= free_classes_for(scheme) | {"other"}
         assert free_classes_for(scheme) - {"other"} <= gate_rule(groups["watermarked (even problems)"])
+
+
+def test_layer_study_adds_up_to_the_full_count(tiny, human_code):
+    import math
+
+    import numpy as np
+
+    from aimark.detect import Detector
+    from aimark.schemes.code import free_classes_for, free_token_mask
+    from bench.code_evaluation import layer_study
+    from tests.helpers import fixed_key
+
+    detector = Detector(fixed_key("synthid"), tiny.tokenizer)
+    texts = [(body, "") for body in human_code[:6]]
+    row = layer_study(detector, {"all": texts})["all"]
+    scheme = detector.schemes[0]
+    total, units = 0.0, 0
+    for body, _ in texts:
+        ids, scored_from, offsets = detector.encode(body)
+        allowed = np.zeros(len(ids), dtype=bool)
+        allowed[scored_from:] = free_token_mask(body, offsets, "python", free_classes_for("synthid"))
+        values = detector.scored_units(scheme, ids, scored_from, allowed)[1]
+        total, units = total + values.sum(), units + len(values)
+    assert row["units"] == units and len(row["excess_per_layer"]) == scheme.depth
+    assert math.isclose(sum(row["excess_per_layer"]) * units, total - 0.5 * scheme.depth * units, rel_tol=1e-9, abs_tol=1e-6)
+    assert math.isclose(row["z_first_layers"][-1], (total - 0.5 * scheme.depth * units) / math.sqrt(0.25 * units * scheme.depth), rel_tol=1e-9)
+    assert 1 <= row["best_layers"] <= scheme.depth
+
+
+def test_shipped_synthid_code_layers_match_the_committed_study():
+    """bench/results/code.json holds the per-layer study CODE_SYNTHID_LAYERS was chosen from (even problems)."""
+    import json
+    from pathlib import Path
+
+    from aimark.schemes.code import CODE_SYNTHID_LAYERS
+
+    report = json.loads((Path(__file__).resolve().parents[2] / "bench" / "results" / "code.json").read_text())
+    assert report["layer_study"]["even problems"]["best_layers"] == CODE_SYNTHID_LAYERS

@@ -134,3 +134,29 @@ def test_detection_language(text, language, filename, expected):
     from aimark.schemes.code import detection_language
 
     assert detection_language(text, language=language, filename=filename) == expected
+
+
+def test_code_detection_scores_synthid_with_the_code_profile(tiny, human_code):
+    """With a language, SynthID counts its first CODE_SYNTHID_LAYERS layers; the p-value is that count's exact tail."""
+    import math
+
+    from aimark.detect.stats import log_p_value
+    from aimark.schemes.code import CODE_SYNTHID_LAYERS
+
+    detector = Detector(fixed_key("synthid"), tiny.tokenizer)
+    source = human_code[4]
+    ids, scored_from, offsets = detector.encode(source)
+    gate = detector.code_gate(source, offsets, scored_from, len(ids), "python")
+    (code_scheme,) = detector.schemes_for("python")
+    assert code_scheme.scored_layers == CODE_SYNTHID_LAYERS and detector.schemes[0].scored_layers == 30
+    _, values = detector.scored_units(code_scheme, ids, scored_from, gate[0])
+    assert values.max() <= CODE_SYNTHID_LAYERS
+    expected = log_p_value(code_scheme.null, float(values.sum()), len(values))
+    result = detector.detect(source, language="python", with_tokens=False)
+    assert math.isclose(math.log(result.p_value), expected, rel_tol=1e-9, abs_tol=1e-12)
+    by_ids = detector.detect_ids(ids, scored_from=scored_from, allowed=gate[0], language="python")
+    assert by_ids.p_value == result.p_value and by_ids.code_language == "python"
+    _, all_layers = detector.scored_units(detector.schemes[0], ids, scored_from, gate[0])
+    plain_gate = detector.detect_ids(ids, scored_from=scored_from, allowed=gate[0])  # no language: the key's own depth
+    assert math.isclose(math.log(plain_gate.p_value), log_p_value(detector.schemes[0].null, float(all_layers.sum()), len(all_layers)),
+                        rel_tol=1e-9, abs_tol=1e-12)

@@ -19,7 +19,7 @@ from aimark.detect.result import DetectionResult, TokenScore
 from aimark.detect.stats import keyring_corrected, log_p_value
 from aimark.keys import Keyring, TokenizerBinding, WatermarkKey, tokenizer_fingerprint
 from aimark.schemes import WatermarkScheme, scheme_for_key
-from aimark.schemes.code import class_mask, free_classes_for, normalise_language, token_classes
+from aimark.schemes.code import class_mask, code_detection_scheme, free_classes_for, normalise_language, token_classes
 
 DEFAULT_ALPHA = 1e-3
 
@@ -93,9 +93,15 @@ class Detector:
                 ensure_tokenizer_matches(key, tokenizer)
         vocab_size = len(tokenizer)
         self.schemes: tuple[WatermarkScheme, ...] = tuple(scheme_for_key(k, vocab_size=vocab_size) for k in self.keys)
+        self._code_schemes = tuple(code_detection_scheme(s) for s in self.schemes)
         self._special_ids = np.asarray(sorted(set(getattr(tokenizer, "all_special_ids", []) or [])), dtype=np.int64)
 
     # -- public API -------------------------------------------------------------
+    def schemes_for(self, language: str | None) -> tuple[WatermarkScheme, ...]:
+        """The schemes as detection scores them: for code (``language`` given) with the code profile
+        (:func:`aimark.schemes.code.code_detection_scheme`), else as the keys describe them."""
+        return self.schemes if language is None else self._code_schemes
+
     def detect(
         self, text: str, *, prompt: str | None = None, with_tokens: bool = True, language: str | None = None
     ) -> DetectionResult:
@@ -158,13 +164,17 @@ class Detector:
         return np.asarray(context_ids + body_ids, dtype=np.int64), len(context_ids), offsets
 
     def detect_ids(
-        self, token_ids: Sequence[int], *, scored_from: int = 0, allowed: Sequence[bool] | None = None
+        self, token_ids: Sequence[int], *, scored_from: int = 0, allowed: Sequence[bool] | None = None, language: str | None = None
     ) -> DetectionResult:
-        """Detect on token ids; ``allowed`` (one flag per id) restricts which positions count."""
+        """Detect on token ids; ``allowed`` (one flag per id) restricts which positions count.
+
+        ``language`` marks the ids as code (scored with the code profile, see :meth:`schemes_for`);
+        the caller's ``allowed`` is then usually :meth:`code_gate`'s mask.
+        """
         mask = None if allowed is None else np.asarray(allowed, dtype=bool)
         if mask is not None and len(mask) != len(token_ids):
             raise ValueError("allowed must have one flag per token id")
-        return self._detect_ids(np.asarray(token_ids, dtype=np.int64), scored_from=scored_from, offsets=None, allowed=mask)
+        return self._detect_ids(np.asarray(token_ids, dtype=np.int64), scored_from=scored_from, offsets=None, allowed=mask, language=language)
 
     def detect_many(
         self, texts: Iterable[str], *, batch_size: int = 64, language: str | None = None
@@ -215,7 +225,8 @@ class Detector:
         self, ids: np.ndarray, *, scored_from: int, offsets, allowed: np.ndarray | list[np.ndarray] | None = None, language: str | None = None
     ) -> DetectionResult:
         log_ps, counts, per_key_tokens = [], [], []
-        for scheme, gate in zip(self.schemes, per_key(allowed, len(self.schemes))):
+        schemes = self.schemes_for(language)
+        for scheme, gate in zip(schemes, per_key(allowed, len(schemes))):
             log_p, count, token_scores = self._score(scheme, ids, scored_from, gate)
             log_ps.append(log_p)
             counts.append(count)
@@ -229,8 +240,8 @@ class Detector:
             tokens = tuple(TokenScore(int(s), int(e), None if math.isnan(v) else float(v)) for (s, e), v in zip(offsets, scores))
         return DetectionResult.from_log_p(
             corrected,
-            scheme=self.schemes[best].name,
-            key_id=self.schemes[best].key_id,
+            scheme=schemes[best].name,
+            key_id=schemes[best].key_id,
             num_scored_tokens=counts[best],
             num_tokens=int(len(ids) - scored_from),
             alpha=self.alpha,

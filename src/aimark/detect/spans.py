@@ -183,10 +183,8 @@ def detect_spans(
         raise ValueError("alpha must be between 0 and 1")
     ids, scored_from, offsets = detector.encode(text, prompt=prompt)
     allowed = detector.code_gate(text, offsets, scored_from, len(ids), language)
-    scans = [
-        _scan(detector, scheme, ids, scored_from, min_width, gate)
-        for scheme, gate in zip(detector.schemes, per_key(allowed, len(detector.schemes)))
-    ]
+    schemes = detector.schemes_for(language)
+    scans = [_scan(detector, scheme, ids, scored_from, min_width, gate) for scheme, gate in zip(schemes, per_key(allowed, len(schemes)))]
     windows_scanned = sum(len(scan.log_p) for scan in scans)
     if windows_scanned == 0:
         raise detector.nothing_to_score(len(ids) - scored_from, gated=allowed is not None, language=language)

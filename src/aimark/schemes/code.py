@@ -53,6 +53,17 @@ CODE_FREE_CLASSES = {
 }
 #: For a scheme without a measured profile: a program's free choices (names, literals, comments).
 DEFAULT_FREE_CLASSES = frozenset({IDENTIFIER, STRING, COMMENT, NUMBER, PROSE})
+#: SynthID tournament layers the code detector counts (of the key's depth, 30 by default). The pooled z
+#: of the first D layers' count peaks at D = 20 on the even and, separately, on the odd HumanEval
+#: problems of bench/code.py's per-layer study; layers 21-30 add no excess on code, only variance.
+CODE_SYNTHID_LAYERS = 20
+
+
+def code_detection_scheme(scheme):
+    """``scheme`` as the code detector scores it (SynthID: its first :data:`CODE_SYNTHID_LAYERS` layers)."""
+    if scheme.name == "synthid" and scheme.depth > CODE_SYNTHID_LAYERS:
+        return scheme.with_scored_layers(CODE_SYNTHID_LAYERS)
+    return scheme
 
 
 def free_classes_for(scheme_name: str) -> frozenset[str]:

@@ -6,7 +6,9 @@ per match, which in expectation is the update p <- p * (1 + g_l - E_p[g_l])
 per layer: non-distortionary over the key, and only the top-k candidates are
 touched. Detection counts the g-bits over distinct n-grams: on text written
 without the key each bit is Bernoulli(q), so the count is exactly
-Binomial(n*m, q).
+Binomial(n*m, q). A detector may count only the first ``scored_layers``
+bits (:meth:`SynthIDScheme.with_scored_layers`): the count is then exactly
+Binomial(n*scored_layers, q), still without looking at the key's effect.
 
 Two key modes:
 - ``keyed`` (aimark's default): the context is hashed with keyed BLAKE2b.
@@ -18,6 +20,8 @@ Two key modes:
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
@@ -56,6 +60,7 @@ class SynthIDScheme(WatermarkScheme):
         self.ngram_len = int(params["ngram_len"])
         self.context_width = self.ngram_len - 1
         self.depth = int(params["depth"])
+        self.scored_layers = self.depth
         if self.mode == "keyed":
             self._hasher = ContextHasher(key.secret, b"synthid-context")
             self._layer_shifts = np.arange(self.depth, dtype=np.uint64)
@@ -98,15 +103,28 @@ class SynthIDScheme(WatermarkScheme):
             return np.log(probs)
 
     # -- detection ------------------------------------------------------------
+    def with_scored_layers(self, layers: int) -> SynthIDScheme:
+        """This scheme with detection counting only the tournament's first ``layers`` layers.
+
+        Each layer sharpens the distribution the next one reweights, so later layers find less to
+        move: on low-entropy text (code) the last ones carry almost no signal and only add variance to
+        the count (bench/results/code.md, per-layer study). Generation is unchanged.
+        """
+        if not 1 <= layers <= self.depth:
+            raise ValueError(f"scored layers must be between 1 and the key's depth ({self.depth})")
+        scheme = copy.copy(self)
+        scheme.scored_layers = int(layers)
+        return scheme
+
     def score(self, token_ids: np.ndarray) -> PositionScores:
         windows, positions, tokens = self._scored_positions(token_ids)
         contexts = self.context_keys(windows)
-        g = self.g_values(contexts, tokens)
+        g = self.g_values(contexts, tokens)[:, : self.scored_layers]
         return PositionScores(positions, unit_ids(contexts, tokens), contexts, g.sum(axis=1).astype(np.int64))
 
     @property
     def null(self) -> BinomialNull:
-        return BinomialNull(self.depth, self._one_probability)
+        return BinomialNull(self.scored_layers, self._one_probability)
 
     def token_scores(self, values):
-        return np.asarray(values, dtype=np.float64) / self.depth
+        return np.asarray(values, dtype=np.float64) / self.scored_layers
