@@ -195,3 +195,35 @@ def test_shipped_synthid_code_layers_match_the_committed_study():
 
     report = json.loads((Path(__file__).resolve().parents[2] / "bench" / "results" / "code.json").read_text())
     assert report["layer_study"]["even problems"]["best_layers"] == CODE_SYNTHID_LAYERS
+
+
+def test_a_file_of_one_function_scores_as_detect_does_and_more_functions_add_up(tiny, human_code):
+    from aimark.detect import Detector
+    from bench.code_evaluation import METHODS
+    from bench.code_length import SegmentScorer
+    from tests.helpers import fixed_key
+
+    keys = {"synthid": fixed_key("synthid"), "kgw": fixed_key("kgw")}
+    scorer = SegmentScorer(keys, tiny.tokenizer, sweet={})
+    functions = [(source.split("\n", 1)[0] + "\n", source.split("\n", 1)[1]) for source in human_code[:3]]
+    for method in (m for m in METHODS if m.key_name in keys):
+        detector = Detector(keys[method.key_name], tiny.tokenizer)
+        prompt, completion = functions[0]
+        assert scorer.p_value(method, [functions[0]]) == detector.detect(completion, prompt=prompt, language=method.language).p_value
+        joined = scorer.p_value(method, functions)
+        assert 0 < joined <= 1
+        counted = scorer.scored_tokens(method, functions)
+        assert counted == sum(scorer.scored_tokens(method, [f]) for f in functions) > scorer.scored_tokens(method, functions[:1])
+    assert scorer.p_value(METHODS[0], [("def f():\n", "")]) == 1.0  # nothing to score: never "watermarked"
+
+
+def test_length_study_helpers():
+    import numpy as np
+
+    from bench.code_length import groups, tokens_to_reach
+
+    parts = groups(list(range(10)), 3, np.random.default_rng(0))
+    assert len(parts) == 3 and all(len(g) == 3 for g in parts) and len({i for g in parts for i in g}) == 9
+    by_k = {"1": {"mean_completion_tokens": 50, "auroc": 0.8}, "2": {"mean_completion_tokens": 200, "auroc": 1.0}}
+    assert abs(tokens_to_reach(by_k, 0.9) - 100) < 1e-9  # halfway in log(tokens) between 50 and 200
+    assert tokens_to_reach(by_k, 0.7) == 50 and tokens_to_reach(by_k, 1.01) is None
