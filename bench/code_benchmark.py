@@ -21,7 +21,10 @@ SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.95, "repetition_penalty"
 MAX_NEW_TOKENS = 300
 # HumanEval's usual stop sequences: the function body ends where top-level code starts.
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
-GENERATED_SCHEMES = ("none", "kgw", "synthid", "sweet", "gumbel")
+GENERATED_SCHEMES = ("none", "kgw", "synthid", "sweet", "gumbel", "synthid-comments")
+# aimark's code scheme with the comment boost: SynthID's tournament everywhere, and inside comments the
+# weights tilted by this many nats per standard deviation of the code detector's statistic.
+COMMENT_BOOST = 2.0
 BATCH_SIZE = 16
 
 
@@ -107,13 +110,14 @@ def generate_all(problems: list[Problem], schemes=GENERATED_SCHEMES, seed: int =
             for start in range(0, len(pending), BATCH_SIZE):
                 batch = pending[start : start + BATCH_SIZE]
                 extra = ()
-                key = keys.get(scheme) if scheme in ("kgw", "synthid", "gumbel") else None
+                key = keys.get(scheme.split("-")[0]) if scheme.split("-")[0] in ("kgw", "synthid", "gumbel") else None
+                boost = {"code_language": "python", "comment_boost": COMMENT_BOOST} if scheme == "synthid-comments" else {}
                 if scheme == "sweet":
                     extra = (code_sweet.make_processor(keys["sweet"], loaded.vocab_size),)
                 began = time.perf_counter()
                 outputs = generate(
                     loaded, [p.prompt for p in batch], key=key, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH_SIZE,
-                    chat=False, stop_strings=STOP_STRINGS, extra_processors=extra, seed=seed + start, **SAMPLING,
+                    chat=False, stop_strings=STOP_STRINGS, extra_processors=extra, seed=seed + start, **SAMPLING, **boost,
                 )
                 seconds = time.perf_counter() - began
                 for problem, output in zip(batch, outputs):

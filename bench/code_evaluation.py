@@ -150,6 +150,7 @@ METHODS = (
     Method("Gumbel (plain)", "gumbel", "gumbel", None),
     Method("Gumbel + aimark code gate", "gumbel", "gumbel", "python"),
     Method("SWEET (needs the model)", "sweet", "sweet", None, needs_model=True),
+    Method("SynthID + comment boost + code detector", "synthid-comments", "synthid", "python"),
 )
 
 
@@ -164,6 +165,12 @@ class Scorer:
         self._model_loader = model_loader
         self._loaded = None
         self._sweet_cache: dict[tuple[str, str], tuple] = {}
+        from bench.code_benchmark import CACHE  # masks bench/code_length.py computed with the same function
+
+        if (CACHE / "sweet-masks.pkl").exists():
+            import pickle
+
+            self._sweet_cache.update(pickle.loads((CACHE / "sweet-masks.pkl").read_bytes()))
 
     def p_value(self, method: Method, completion: str, prompt: str | None) -> float:
         from aimark.detect import DetectionInputError

@@ -141,3 +141,12 @@ def test_generate_code_with_another_scheme_notes_the_recommended_one(tmp_path, t
 def test_generate_unsupported_language_is_an_error(key_file):
     result = run("generate", "--key", key_file, "--prompt", "x", "--language", "cobol")
     assert result.exit_code == 2 and "cobol" in result.output
+
+
+def test_generate_comment_boost_is_passed_and_needs_a_language(key_file, generate_calls):
+    _generate(key_file, "--code", "--language", "python", "--comment-boost", 2)
+    assert generate_calls[-1]["comment_boost"] == 2.0 and generate_calls[-1]["code_language"] == "python"
+    _generate(key_file, "--code", "--language", "python")
+    assert generate_calls[-1]["comment_boost"] == 0.0  # off unless asked: the default stays distortion-free
+    result = run("generate", "--key", key_file, "--prompt", "x", "--code", "--comment-boost", 2)
+    assert result.exit_code == 2 and "--comment-boost needs --language" in result.output

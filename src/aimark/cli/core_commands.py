@@ -94,6 +94,9 @@ def generate(
     raw: Annotated[bool, typer.Option(help="Use the prompt as is, without the model's chat turn format.")] = False,
     code: Annotated[bool, typer.Option("--code", help="The answer is a program: no repetition penalty; prints its language.")] = False,
     language: Annotated[Optional[str], typer.Option(help="With --code (implied): the program's language, e.g. python; default: guessed from the output.")] = None,
+    comment_boost: Annotated[float, typer.Option(min=0.0, max=10.0, help=(
+        "With --language and a synthid key: push the watermark harder inside line comments (nats per sd of the "
+        "detector's statistic; 2 is measured in docs/code.md). More detectable code, no longer distortion-free. 0 = off."))] = 0.0,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per prompt, one per line.")] = False,
 ) -> None:
     """Generate text, watermarked with KEY (or unwatermarked with --scheme none)."""
@@ -109,6 +112,8 @@ def generate(
         fail("give --key KEYFILE to watermark, or --scheme none for an unwatermarked control")
     code = code or language is not None
     language = normalise_language(language)
+    if comment_boost and language is None:
+        fail("--comment-boost needs --language: comments are found with the language's comment marker")
     if repetition_penalty is None:
         repetition_penalty = default_repetition_penalty(code=code)
     prompts = _read_prompts(prompt, prompt_file)
@@ -138,6 +143,8 @@ def generate(
             seed=seed,
             chat=not raw,
             on_tokens=advance,
+            code_language=language,
+            comment_boost=comment_boost if watermark_key is not None else 0.0,
         )
     for generation in generations:
         document = {

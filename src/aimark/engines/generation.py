@@ -83,6 +83,8 @@ def generate(
     stop_strings: Sequence[str] = (),
     extra_processors: Sequence = (),
     on_tokens: Callable[[int], None] | None = None,
+    code_language: str | None = None,
+    comment_boost: float = 0.0,
 ) -> list[Generation]:
     """Generate one continuation per prompt, ``batch_size`` prompts per forward batch.
 
@@ -91,6 +93,9 @@ def generate(
     completion APIs do). ``extra_processors`` run before the watermark (e.g. a baseline scheme
     under comparison, with ``key=None``).
     ``on_tokens(n)`` is called after each step with the number of new tokens in that step (progress bars).
+    ``comment_boost`` > 0 with a ``code_language`` and a SynthID key pushes the watermark harder inside
+    that language's line comments (:class:`aimark.schemes.processor.CommentBoost`): comments never
+    execute, so programs are as correct as with the plain tournament, and the code detector gains signal.
     """
     import torch
     from transformers import LogitsProcessor, LogitsProcessorList
@@ -110,6 +115,14 @@ def generate(
         torch.manual_seed(seed)
 
     scheme = scheme_for_key(key, vocab_size=loaded.vocab_size) if key is not None else None
+    boost = None
+    if comment_boost and scheme is not None:
+        from aimark.schemes.code import CommentTracker, code_detection_scheme
+        from aimark.schemes.processor import CommentBoost
+
+        if code_language is None:
+            raise ValueError("comment_boost needs the code_language whose comments it boosts")
+        boost = CommentBoost(CommentTracker(tokenizer, code_language), code_detection_scheme(scheme), comment_boost)
     results: list[Generation] = []
     for start in range(0, len(prompts), batch_size):
         batch = list(prompts[start : start + batch_size])
@@ -118,7 +131,8 @@ def generate(
         processors = LogitsProcessorList(list(extra_processors))
         if on_tokens is not None:
             processors.append(_step_reporter(LogitsProcessor, on_tokens, len(batch)))
-        processors.extend(sampling_processors(scheme, top_k=top_k, temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id))
+        processors.extend(sampling_processors(scheme, top_k=top_k, temperature=temperature, top_p=top_p,
+                                              pad_token_id=tokenizer.pad_token_id, comment_boost=boost))
         with torch.inference_mode():
             output = model.generate(
                 **inputs,

@@ -14,7 +14,12 @@ import torch
 from transformers import LogitsProcessor
 
 from aimark.schemes.base import WatermarkScheme
-from aimark.schemes.processor import WatermarkLogitsProcessor, check_sampling, top_candidates
+from aimark.schemes.processor import (
+    CommentBoost,
+    WatermarkLogitsProcessor,
+    check_sampling,
+    top_candidates,
+)
 
 # Arguments for ``model.generate`` when the last processor is a CandidateSampler: greedy, and no
 # warper of transformers' own (the model's generation_config may carry some) reshapes the scores.
@@ -36,7 +41,8 @@ class CandidateSampler(LogitsProcessor):
 
 
 def sampling_processors(
-    scheme: WatermarkScheme | None, *, top_k: int, temperature: float, top_p: float, pad_token_id: int | None
+    scheme: WatermarkScheme | None, *, top_k: int, temperature: float, top_p: float, pad_token_id: int | None,
+    comment_boost: CommentBoost | None = None,
 ) -> list[LogitsProcessor]:
     """The processors that end a ``logits_processor`` list: the watermark (when ``scheme``), then the draw.
 
@@ -45,5 +51,6 @@ def sampling_processors(
     """
     if scheme is None:
         return [CandidateSampler(top_k=top_k, temperature=temperature, top_p=top_p)]
-    watermark = WatermarkLogitsProcessor(scheme, top_k=top_k, temperature=temperature, top_p=top_p, pad_token_id=pad_token_id)
+    watermark = WatermarkLogitsProcessor(scheme, top_k=top_k, temperature=temperature, top_p=top_p, pad_token_id=pad_token_id,
+                                         comment_boost=comment_boost)
     return [watermark, CandidateSampler(top_k=top_k)]

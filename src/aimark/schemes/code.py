@@ -59,6 +59,55 @@ DEFAULT_FREE_CLASSES = frozenset({IDENTIFIER, STRING, COMMENT, NUMBER, PROSE})
 CODE_SYNTHID_LAYERS = 20
 
 
+#: Line-comment markers per language, for tracking comments while generating (block comments are not tracked).
+LINE_COMMENT_MARKERS = {
+    "python": "#", "shell": "#", "ruby": "#", "sql": "--",
+    **{name: "//" for name in ("javascript", "typescript", "java", "c", "cpp", "csharp", "go", "rust", "php", "kotlin", "swift")},
+}
+
+
+def in_line_comment(line: str, marker: str) -> bool:
+    """Whether ``line`` (the text since the last line break) has opened a line comment outside quotes."""
+    quote, index = None, 0
+    while index < len(line):
+        char = line[index]
+        if quote:
+            if char == "\\":
+                index += 2
+                continue
+            if char == quote:
+                quote = None
+        elif char in "\"'`":
+            quote = char
+        elif line.startswith(marker, index):
+            return True
+        index += 1
+    return False
+
+
+class CommentTracker:
+    """During generation: which rows' next token continues a line comment, from each row's decoded tail.
+
+    A comment never executes, so it is the one place in a program where a watermark may push harder than
+    the model's own distribution without touching correctness (see :class:`aimark.schemes.processor.CommentBoost`).
+    The text alone decides it, from the last line of the last ``TAIL_TOKENS`` tokens.
+    """
+
+    TAIL_TOKENS = 64
+
+    def __init__(self, tokenizer, language: str):
+        self.language = normalise_language(language)
+        self.marker = LINE_COMMENT_MARKERS.get(self.language)
+        self.tokenizer = tokenizer
+
+    def __call__(self, input_ids: np.ndarray) -> np.ndarray:
+        rows = np.asarray(input_ids)
+        if self.marker is None or not len(rows):
+            return np.zeros(len(rows), dtype=bool)
+        tails = self.tokenizer.batch_decode(rows[:, -self.TAIL_TOKENS :].tolist(), skip_special_tokens=True)
+        return np.array([in_line_comment(tail.rsplit("\n", 1)[-1], self.marker) for tail in tails], dtype=bool)
+
+
 def code_detection_scheme(scheme):
     """``scheme`` as the code detector scores it (SynthID: its first :data:`CODE_SYNTHID_LAYERS` layers)."""
     if scheme.name == "synthid" and scheme.depth > CODE_SYNTHID_LAYERS:

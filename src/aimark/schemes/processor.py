@@ -14,6 +14,8 @@ cheap: the scheme sees a (batch, k) array per step.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -69,6 +71,27 @@ def top_candidates(scores: torch.Tensor, *, top_k: int, temperature: float, top_
     return log_probs, top_ids
 
 
+@dataclass(frozen=True)
+class CommentBoost:
+    """Inside code comments, tilt the watermarked weights further toward candidates the detector scores high.
+
+    ``rows_in_comment`` (e.g. :class:`aimark.schemes.code.CommentTracker`) says which rows' next token
+    continues a comment; there the model's log-probabilities get ``strength * detector_scheme.tilt(...)``
+    added before the scheme reweights them. This is a distortion (KGW-like, on the detector's own
+    statistic) confined to text that never executes; the detector is unchanged, so its p-values stay exact.
+    """
+
+    rows_in_comment: Callable[[np.ndarray], np.ndarray]
+    detector_scheme: WatermarkScheme
+    strength: float
+
+    def __post_init__(self):
+        if not hasattr(self.detector_scheme, "tilt"):
+            raise ValueError(f"the {self.detector_scheme.name} scheme has no tilt to boost comments with (synthid has)")
+        if not 0 < self.strength <= 10:
+            raise ValueError("comment boost strength must be in (0, 10]")
+
+
 class WatermarkLogitsProcessor(LogitsProcessor):
     """Watermarks sampling with ``scheme``; usable as ``model.generate(..., logits_processor=[...])``.
 
@@ -84,9 +107,11 @@ class WatermarkLogitsProcessor(LogitsProcessor):
         temperature: float = 1.0,
         top_p: float = 1.0,
         pad_token_id: int | None = None,
+        comment_boost: CommentBoost | None = None,
     ):
         check_sampling(top_k=top_k, temperature=temperature, top_p=top_p)
         self.scheme = scheme
+        self.comment_boost = comment_boost
         self.top_k = top_k
         self.temperature = temperature
         self.top_p = top_p
@@ -130,9 +155,27 @@ class WatermarkLogitsProcessor(LogitsProcessor):
                     fresh = np.array([not histories[r].seen_then_add(int(c)) for r, c in zip(rows, context_keys)])
                     rows, context_keys = rows[fresh], context_keys[fresh]
                 if len(rows):
+                    model_log_probs = log_np[rows]
+                    if self.comment_boost is not None:
+                        model_log_probs = self._tilt_comments(input_ids, rows, context_keys, candidates, model_log_probs)
                     new_log_weights[rows] = self.scheme.reweight(
-                        log_np[rows], candidates[rows], windows[rows], context_keys
+                        model_log_probs, candidates[rows], windows[rows], context_keys
                     )
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(1, top_ids, torch.from_numpy(new_log_weights).to(device=scores.device, dtype=scores.dtype))
         return out
+
+    def _tilt_comments(self, input_ids, rows, context_keys, candidates, log_probs: np.ndarray) -> np.ndarray:
+        """``log_probs`` with the comment rows tilted and renormalised, before the scheme's own reweighting
+        (after it, SynthID's tournament has already made the distribution nearly deterministic)."""
+        boost = self.comment_boost
+        inside = np.asarray(boost.rows_in_comment(input_ids[rows].cpu().numpy()), dtype=bool)
+        if not inside.any():
+            return log_probs
+        tilted = log_probs.copy()
+        tilted[inside] += boost.strength * boost.detector_scheme.tilt(context_keys[inside], candidates[rows[inside]])
+        finite = np.isfinite(tilted[inside])
+        peak = np.where(finite, tilted[inside], -np.inf).max(axis=1, keepdims=True)
+        with np.errstate(divide="ignore"):
+            tilted[inside] -= peak + np.log(np.exp(tilted[inside] - peak).sum(axis=1, keepdims=True))
+        return tilted

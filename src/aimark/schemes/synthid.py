@@ -122,6 +122,13 @@ class SynthIDScheme(WatermarkScheme):
         g = self.g_values(contexts, tokens)[:, : self.scored_layers]
         return PositionScores(positions, unit_ids(contexts, tokens), contexts, g.sum(axis=1).astype(np.int64))
 
+    def tilt(self, context_keys: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Per candidate, its standardised count of 1-bits over the scored layers: what a detector with this
+        profile adds per unit, centred and scaled under the null (mean 0, variance 1)."""
+        ones = self.g_values(context_keys, candidates)[..., : self.scored_layers].sum(axis=-1)
+        q, layers = self._one_probability, self.scored_layers
+        return (ones - layers * q) / np.sqrt(layers * q * (1 - q))
+
     @property
     def null(self) -> BinomialNull:
         return BinomialNull(self.scored_layers, self._one_probability)
