@@ -150,3 +150,10 @@ def test_generate_comment_boost_is_passed_and_needs_a_language(key_file, generat
     assert generate_calls[-1]["comment_boost"] == 0.0  # off unless asked: the default stays distortion-free
     result = run("generate", "--key", key_file, "--prompt", "x", "--code", "--comment-boost", 2)
     assert result.exit_code == 2 and "--comment-boost needs --language" in result.output
+
+
+def test_generate_comment_boost_with_a_kgw_key_is_a_clear_error(tmp_path, tiny_model_dir):
+    key_path = tmp_path / "kgw.json"
+    assert run("keygen", "--scheme", "kgw", "--out", key_path, "--model", tiny_model_dir).exit_code == 0
+    result = run("generate", "--key", key_path, "--prompt", "x", "--raw", "--max-new-tokens", 4, "--language", "python", "--comment-boost", 2)
+    assert result.exit_code == 2 and "no tilt" in result.output and "Traceback" not in result.output

@@ -94,8 +94,9 @@ def generate(
     under comparison, with ``key=None``).
     ``on_tokens(n)`` is called after each step with the number of new tokens in that step (progress bars).
     ``comment_boost`` > 0 with a ``code_language`` and a SynthID key pushes the watermark harder inside
-    that language's line comments (:class:`aimark.schemes.processor.CommentBoost`): comments never
-    execute, so programs are as correct as with the plain tournament, and the code detector gains signal.
+    that language's line comments (:class:`aimark.schemes.processor.CommentBoost`): the code detector
+    gains signal, and generation is no longer distortion-free (comments never execute, but the code
+    written after one reads it; docs/code.md has the measured pass@1).
     """
     import torch
     from transformers import LogitsProcessor, LogitsProcessorList

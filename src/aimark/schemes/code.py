@@ -88,8 +88,8 @@ def in_line_comment(line: str, marker: str) -> bool:
 class CommentTracker:
     """During generation: which rows' next token continues a line comment, from each row's decoded tail.
 
-    A comment never executes, so it is the one place in a program where a watermark may push harder than
-    the model's own distribution without touching correctness (see :class:`aimark.schemes.processor.CommentBoost`).
+    A comment never executes, so it is the place in a program where a watermark can push harder than the
+    model's own distribution at the least risk to correctness (see :class:`aimark.schemes.processor.CommentBoost`).
     The text alone decides it, from the last line of the last ``TAIL_TOKENS`` tokens.
     """
 
