@@ -37,6 +37,27 @@ def test_code_completion_and_stream_carry_the_language(client, auth, generate_ca
     assert events and all(event["aimark"]["language"] == "python" for event in events)
 
 
+def test_comment_boost_reaches_generation_and_stream(client, auth, generate_calls):
+    response = client.post("/v1/chat/completions", json={**CHAT, "aimark": {"language": "python", "comment_boost": 2}}, headers=auth)
+    assert response.status_code == 200, response.text
+    assert generate_calls[-1]["comment_boost"] == 2.0 and generate_calls[-1]["code_language"] == "python"
+    response = client.post("/v1/chat/completions", json={**CHAT, "aimark": {"language": "python"}}, headers=auth)
+    assert generate_calls[-1]["comment_boost"] == 0.0  # off unless asked
+    body = {"prompt": "def add(a, b):\n    #", "max_tokens": 6, "stream": True, "aimark": {"language": "python", "comment_boost": 2}}
+    with client.stream("POST", "/v1/completions", json=body, headers=auth) as streamed:  # the real streaming path, boost on
+        assert streamed.status_code == 200
+        assert any(line.startswith("data: {") for line in streamed.iter_lines())
+
+
+@pytest.mark.parametrize("extension, code", [
+    ({"comment_boost": 2}, "invalid_comment_boost"),                       # no language to find comments with
+    ({"language": "python", "comment_boost": 11}, "invalid_request"),       # out of range
+])
+def test_bad_comment_boost_requests_are_400s(client, auth, extension, code):
+    response = client.post("/v1/chat/completions", json={**CHAT, "aimark": extension}, headers=auth)
+    assert response.status_code == 400 and response.json()["error"]["code"] == code
+
+
 @pytest.mark.parametrize("extension, code", [({"language": "cobol"}, "invalid_language"), ({"lang": "python"}, "invalid_request")])
 def test_bad_code_requests_are_400s(client, auth, extension, code):
     response = client.post("/v1/chat/completions", json={**CHAT, "aimark": extension}, headers=auth)

@@ -101,7 +101,11 @@ def generate(
     import torch
     from transformers import LogitsProcessor, LogitsProcessorList
 
-    from aimark.engines.sampling import GREEDY_KWARGS, sampling_processors
+    from aimark.engines.sampling import (
+        GREEDY_KWARGS,
+        comment_boost_for,
+        sampling_processors,
+    )
 
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")
@@ -116,14 +120,7 @@ def generate(
         torch.manual_seed(seed)
 
     scheme = scheme_for_key(key, vocab_size=loaded.vocab_size) if key is not None else None
-    boost = None
-    if comment_boost and scheme is not None:
-        from aimark.schemes.code import CommentTracker, code_detection_scheme
-        from aimark.schemes.processor import CommentBoost
-
-        if code_language is None:
-            raise ValueError("comment_boost needs the code_language whose comments it boosts")
-        boost = CommentBoost(CommentTracker(tokenizer, code_language), code_detection_scheme(scheme), comment_boost)
+    boost = comment_boost_for(scheme, tokenizer, code_language, comment_boost)
     results: list[Generation] = []
     for start in range(0, len(prompts), batch_size):
         batch = list(prompts[start : start + batch_size])

@@ -40,6 +40,17 @@ class CandidateSampler(LogitsProcessor):
         return out.scatter_(1, drawn, 0.0)
 
 
+def comment_boost_for(scheme: WatermarkScheme | None, tokenizer, code_language: str | None, strength: float) -> CommentBoost | None:
+    """The :class:`CommentBoost` for a generation (``None`` when ``strength`` is 0 or nothing is watermarked)."""
+    if not strength or scheme is None:
+        return None
+    from aimark.schemes.code import CommentTracker, code_detection_scheme
+
+    if code_language is None:
+        raise ValueError("comment_boost needs the code_language whose comments it boosts")
+    return CommentBoost(CommentTracker(tokenizer, code_language), code_detection_scheme(scheme), strength)
+
+
 def sampling_processors(
     scheme: WatermarkScheme | None, *, top_k: int, temperature: float, top_p: float, pad_token_id: int | None,
     comment_boost: CommentBoost | None = None,

@@ -41,8 +41,13 @@ def stream_generate(
     repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
     seed: int | None = None,
     timeout_s: float = 300.0,
+    code_language: str | None = None,
+    comment_boost: float = 0.0,
 ) -> Iterator[str]:
-    """Yield text deltas for one already formatted prompt (see :func:`aimark.engines.format_prompt`)."""
+    """Yield text deltas for one already formatted prompt (see :func:`aimark.engines.format_prompt`).
+
+    ``code_language`` / ``comment_boost``: as in :func:`aimark.engines.generate`.
+    """
     import torch
     from transformers import (
         LogitsProcessorList,
@@ -51,7 +56,11 @@ def stream_generate(
         TextIteratorStreamer,
     )
 
-    from aimark.engines.sampling import GREEDY_KWARGS, sampling_processors
+    from aimark.engines.sampling import (
+        GREEDY_KWARGS,
+        comment_boost_for,
+        sampling_processors,
+    )
 
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")
@@ -64,8 +73,10 @@ def stream_generate(
     scheme = scheme_for_key(key, vocab_size=loaded.vocab_size) if key is not None else None
     if scheme is not None:
         outcome.scheme, outcome.key_id = scheme.name, scheme.key_id
+    boost = comment_boost_for(scheme, tokenizer, code_language, comment_boost)
     processors = LogitsProcessorList(
-        sampling_processors(scheme, top_k=top_k, temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id)
+        sampling_processors(scheme, top_k=top_k, temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id,
+                            comment_boost=boost)
     )
 
     cancelled = threading.Event()

@@ -55,6 +55,9 @@ class AimarkOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     language: str | None = Field(None, description="The answer is a program in this language (python, javascript, "
                                                    "…): sampled without a repetition penalty, and detected with the code gate.")
+    comment_boost: float = Field(0.0, ge=0.0, le=10.0, description=(
+        "With `language` and a synthid service key: push the watermark harder inside line comments (docs/code.md); "
+        "more detectable code, no longer distortion-free. 0 = off."))
 
 
 class _SamplingFields(BaseModel):
@@ -110,9 +113,17 @@ def _sampling(runtime: ServiceRuntime, body: _SamplingFields, max_tokens: int | 
         raise ApiError(400, "n_too_large", f"n is at most {runtime.config.max_choices} on this service", param="n")
     from aimark.engines.generation import default_repetition_penalty
 
+    language = body.code_language()
+    boost = body.aimark.comment_boost if body.aimark else 0.0
+    if boost and language is None:
+        raise ApiError(400, "invalid_comment_boost", "aimark.comment_boost needs aimark.language", param="aimark.comment_boost")
+    if boost and runtime.key.scheme != "synthid":
+        raise ApiError(400, "invalid_comment_boost", f"aimark.comment_boost needs a synthid key; this service's key is "
+                                                     f"{runtime.key.scheme}", param="aimark.comment_boost")
     return SamplingRequest(max_new_tokens=max_tokens or runtime.config.default_max_tokens,
                            temperature=body.temperature, top_p=body.top_p, seed=body.seed,
-                           repetition_penalty=default_repetition_penalty(code=body.code_language() is not None))
+                           repetition_penalty=default_repetition_penalty(code=language is not None),
+                           code_language=language, comment_boost=boost)
 
 
 def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:

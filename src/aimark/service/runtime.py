@@ -47,6 +47,8 @@ class SamplingRequest:
     top_k: int = 50
     # 1.0 for code requests (see aimark.engines.generation.default_repetition_penalty). Streams sample without one.
     repetition_penalty: float = DEFAULT_REPETITION_PENALTY
+    code_language: str | None = None  # a code request's language (the comment boost finds comments with it)
+    comment_boost: float = 0.0
 
 
 def service_key_path(model_name: str, home: Path) -> Path:
@@ -142,7 +144,8 @@ class ServiceRuntime:
             return generate(self.loaded, formatted_prompts, key=self.key, chat=False, batch_size=len(formatted_prompts),
                             max_new_tokens=sampling.max_new_tokens, temperature=max(sampling.temperature, MIN_TEMPERATURE),
                             top_k=sampling.top_k, top_p=sampling.top_p, seed=sampling.seed,
-                            repetition_penalty=sampling.repetition_penalty)
+                            repetition_penalty=sampling.repetition_penalty, code_language=sampling.code_language,
+                            comment_boost=sampling.comment_boost)
 
     def stream(self, formatted_prompt: str, sampling: SamplingRequest, outcome) -> Iterator[str]:
         """Text deltas; holds the generation lock until the iterator is closed or exhausted."""
@@ -154,4 +157,5 @@ class ServiceRuntime:
                                        temperature=max(sampling.temperature, MIN_TEMPERATURE), top_k=sampling.top_k,
                                        top_p=sampling.top_p, seed=sampling.seed,
                                        repetition_penalty=sampling.repetition_penalty,
-                                       timeout_s=self.config.generation_timeout_s)
+                                       timeout_s=self.config.generation_timeout_s, code_language=sampling.code_language,
+                                       comment_boost=sampling.comment_boost)
