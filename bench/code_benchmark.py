@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / "cache" / "code"
+SWEET_MASKS = CACHE / "sweet-masks.pkl"  # bench.code_sweet.MaskCache: the code benchmark and the length study share it
 FIXTURE = ROOT / "bench" / "corpus" / "code_generations.jsonl.gz"
 FIXTURE_KEYS = ROOT / "bench" / "corpus" / "code_keys"
 RESULTS = ROOT / "bench" / "results"

@@ -162,15 +162,10 @@ class Scorer:
 
         self.detectors = {name: Detector(key, tokenizer, check_tokenizer=False) for name, key in keys.items()}
         self.tokenizer = tokenizer
-        self._model_loader = model_loader
-        self._loaded = None
-        self._sweet_cache: dict[tuple[str, str], tuple] = {}
-        from bench.code_benchmark import CACHE  # masks bench/code_length.py computed with the same function
+        from bench.code_benchmark import SWEET_MASKS
+        from bench.code_sweet import MaskCache
 
-        if (CACHE / "sweet-masks.pkl").exists():
-            import pickle
-
-            self._sweet_cache.update(pickle.loads((CACHE / "sweet-masks.pkl").read_bytes()))
+        self._sweet_masks = MaskCache(SWEET_MASKS, model_loader)
 
     def p_value(self, method: Method, completion: str, prompt: str | None) -> float:
         from aimark.detect import DetectionInputError
@@ -184,24 +179,12 @@ class Scorer:
             return 1.0  # nothing scorable: the detector cannot say "watermarked"
 
     def _sweet(self, detector, completion: str, prompt: str | None) -> float:
-        cached = self._sweet_cache.get((prompt or "", completion))
-        if cached is None:
-            self.prefetch_sweet([(prompt or "", completion)])
-            cached = self._sweet_cache[(prompt or "", completion)]
-        ids, scored_from, mask = cached
+        ids, scored_from, mask = self._sweet_masks[(prompt or "", completion)]
         return detector.detect_ids(ids, scored_from=scored_from, allowed=mask).p_value
 
     def prefetch_sweet(self, pairs) -> None:
         """One batched forward pass per new (prompt, completion): SWEET's detector needs the model."""
-        from bench.code_sweet import high_entropy_masks
-
-        todo = list(dict.fromkeys(p for p in pairs if p not in self._sweet_cache))
-        if not todo:
-            return
-        if self._loaded is None:
-            self._loaded = self._model_loader()
-        for pair, result in zip(todo, high_entropy_masks(self._loaded, todo)):
-            self._sweet_cache[pair] = result
+        self._sweet_masks.ensure(pairs)
 
 
 def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:

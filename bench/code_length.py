@@ -24,7 +24,6 @@ partitions. Writes bench/results/code-length.md and code-length.json.
 from __future__ import annotations
 
 import json
-import pickle
 import time
 from itertools import pairwise
 
@@ -34,46 +33,25 @@ if not __package__:  # run as a file: make bench.* importable (see bench/_paths.
     import _paths  # noqa: F401
 
 from bench.code_benchmark import (
-    CACHE,
     RESULTS,
+    SWEET_MASKS,
     benchmark_keys,
     humaneval_problems,
     load_generations,
 )
 from bench.code_evaluation import METHODS, auroc, rates, stdlib_functions
+from bench.code_sweet import MaskCache
 
 FUNCTIONS_PER_FILE = (1, 2, 4, 8)
 PERMUTATIONS = 10
 MIN_TOKENS = (0, 15, 30, 60)  # single completions of at least this many tokens (SWEET's paper drops short ones)
-SWEET_CACHE = CACHE / "sweet-masks.pkl"
 TARGET_AUROC = 0.94  # SWEET's published HumanEval figure
-
-
-def sweet_masks(pairs: list[tuple[str, str]], progress=print) -> tuple[dict[tuple[str, str], tuple], int]:
-    """((prompt, completion) -> (ids, scored_from, SWEET's mask), how many needed the model now); one model
-    forward per new pair, cached on disk."""
-    from aimark.engines import CODE_MODEL, load_model
-    from bench.code_sweet import high_entropy_masks
-
-    cached: dict = pickle.loads(SWEET_CACHE.read_bytes()) if SWEET_CACHE.exists() else {}
-    todo = [pair for pair in dict.fromkeys(pairs) if pair not in cached]
-    progress(f"SWEET masks: {len(pairs)} texts, {len(todo)} need the model")
-    if todo:
-        loaded = load_model(CODE_MODEL)
-        began = time.perf_counter()
-        for start in range(0, len(todo), 32):  # save as it goes: the run is long and resumable
-            chunk = todo[start : start + 32]
-            cached.update(zip(chunk, high_entropy_masks(loaded, chunk)))
-            SWEET_CACHE.parent.mkdir(parents=True, exist_ok=True)
-            SWEET_CACHE.write_bytes(pickle.dumps(cached))
-            progress(f"  {start + len(chunk)}/{len(todo)} in {time.perf_counter() - began:.0f} s")
-    return cached, len(todo)
 
 
 class SegmentScorer:
     """Per (method, function): token ids and the positions that count; a file's p-value joins them."""
 
-    def __init__(self, keys: dict, tokenizer, sweet: dict):
+    def __init__(self, keys: dict, tokenizer, sweet):
         from aimark.detect import Detector
 
         self.detectors = {name: Detector(key, tokenizer, check_tokenizer=False) for name, key in keys.items()}
@@ -87,7 +65,7 @@ class SegmentScorer:
         cache_key = (method.name, prompt, completion)
         if cache_key not in self._segments:
             if method.needs_model:
-                ids, _, mask = self.sweet[(prompt, completion)]
+                ids, _, mask = self.sweet[(prompt, completion)]  # a MaskCache, or a plain dict in tests
                 ids, allowed = np.asarray(ids, dtype=np.int64), np.asarray(mask, dtype=bool)
             else:
                 detector = self.detectors[method.key_name]
@@ -96,7 +74,7 @@ class SegmentScorer:
                     gate = detector.code_gate(completion, offsets, scored_from, len(ids), method.language)
                     allowed = gate[0] if gate is not None else np.arange(len(ids)) >= scored_from
                 except DetectionInputError:  # an empty completion: its prompt is context, nothing counts
-                    ids = np.asarray(detector._encode(prompt), dtype=np.int64)
+                    ids = detector.encode(prompt)[0]
                     allowed = np.zeros(len(ids), dtype=bool)
             self._segments[cache_key] = (ids, allowed)
         return self._segments[cache_key]
@@ -126,7 +104,7 @@ def groups(items: list, k: int, rng: np.random.Generator) -> list[list]:
 
 
 def main() -> int:
-    from aimark.engines import CODE_MODEL, load_tokenizer
+    from aimark.engines import CODE_MODEL, load_model, load_tokenizer
 
     began = time.perf_counter()
     problems = humaneval_problems()
@@ -141,7 +119,10 @@ def main() -> int:
     }
     needing_model = [m for m in METHODS if m.needs_model]
     pairs = [pair for m in needing_model for pair in positives[m.name]]
-    sweet, computed = sweet_masks(pairs + [pair for items in negative_sets.values() for pair in items]) if needing_model else ({}, 0)
+    sweet = MaskCache(SWEET_MASKS, lambda: load_model(CODE_MODEL))
+    texts = pairs + [pair for items in negative_sets.values() for pair in items] if needing_model else []
+    print(f"SWEET masks: {len(texts)} texts")
+    computed = sweet.ensure(texts, progress=print)
     mask_seconds = time.perf_counter() - began
 
     tokenizer = load_tokenizer(CODE_MODEL)

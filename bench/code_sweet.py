@@ -11,6 +11,11 @@ Published HumanEval settings: gamma 0.25, delta 3.0, entropy threshold 1.2 (Star
 
 from __future__ import annotations
 
+import pickle
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 
 from aimark.keys import WatermarkKey, generate_key
@@ -90,3 +95,41 @@ def high_entropy_masks(loaded, pairs, threshold: float = SWEET_ENTROPY_THRESHOLD
             mask[positions] = entropy[row, positions - 1] > threshold
             results[index] = (sequence, scored_from, mask)
     return results
+
+
+class MaskCache:
+    """SWEET's (ids, scored_from, mask) per (prompt, completion), kept on disk at ``path``.
+
+    Each new text costs one forward pass of the generating model (~1.5 s on 2 CPU cores), so the code
+    benchmark and the length study share what either has computed; the model is loaded only when a
+    text is missing.
+    """
+
+    SAVE_EVERY = 32  # texts between saves: a long run is resumable
+
+    def __init__(self, path: Path, model_loader: Callable[[], object]):
+        self.path = path
+        self._model_loader = model_loader
+        self._loaded = None
+        self.masks: dict[tuple[str, str], tuple] = pickle.loads(path.read_bytes()) if path.exists() else {}
+
+    def ensure(self, pairs, progress: Callable[[str], None] | None = None) -> int:
+        """Compute (and save) the masks of the ``pairs`` not cached yet; returns how many that was."""
+        todo = [pair for pair in dict.fromkeys(pairs) if pair not in self.masks]
+        if not todo:
+            return 0
+        if self._loaded is None:
+            self._loaded = self._model_loader()
+        began = time.perf_counter()
+        for start in range(0, len(todo), self.SAVE_EVERY):
+            chunk = todo[start : start + self.SAVE_EVERY]
+            self.masks.update(zip(chunk, high_entropy_masks(self._loaded, chunk)))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_bytes(pickle.dumps(self.masks))
+            if progress is not None:
+                progress(f"  SWEET masks {start + len(chunk)}/{len(todo)} in {time.perf_counter() - began:.0f} s")
+        return len(todo)
+
+    def __getitem__(self, pair: tuple[str, str]) -> tuple:
+        self.ensure([pair])
+        return self.masks[pair]

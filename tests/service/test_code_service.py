@@ -111,3 +111,14 @@ def test_verify_gates_the_watermark_by_the_file_name(client):
     assert sum(score is not None for _, _, score in heat) == report["layers"]["watermark"]["result"]["num_scored_tokens"]
     prose = client.post("/v1/verify", json={"text": "Plain words about the sea. " * 10, "filename": "notes.txt"}).json()
     assert prose["layers"]["watermark"]["result"]["code_language"] is None
+
+
+def test_comment_boost_on_a_service_without_a_tilt_is_a_400(client, auth, monkeypatch):
+    from aimark.schemes import KGWScheme
+    from tests.helpers import fixed_key
+
+    detector = client.app.state.runtime.detector
+    monkeypatch.setattr(detector, "schemes", (KGWScheme(fixed_key("kgw")),))
+    response = client.post("/v1/chat/completions", json={**CHAT, "aimark": {"language": "python", "comment_boost": 2}}, headers=auth)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_comment_boost"
+    assert "no tilt" in response.json()["error"]["message"]

@@ -144,7 +144,7 @@ def generate(
             chat=not raw,
             on_tokens=advance,
             code_language=language,
-            comment_boost=comment_boost if watermark_key is not None else 0.0,
+            comment_boost=comment_boost,  # ignored without a key: nothing is watermarked
         )
     for generation in generations:
         document = {

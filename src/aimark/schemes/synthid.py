@@ -116,16 +116,19 @@ class SynthIDScheme(WatermarkScheme):
         scheme.scored_layers = int(layers)
         return scheme
 
+    def _scored_ones(self, context_keys: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Per (context, token): its count of 1-bits over the scored layers, the unit value detection sums."""
+        return self.g_values(context_keys, tokens)[..., : self.scored_layers].sum(axis=-1).astype(np.int64)
+
     def score(self, token_ids: np.ndarray) -> PositionScores:
         windows, positions, tokens = self._scored_positions(token_ids)
         contexts = self.context_keys(windows)
-        g = self.g_values(contexts, tokens)[:, : self.scored_layers]
-        return PositionScores(positions, unit_ids(contexts, tokens), contexts, g.sum(axis=1).astype(np.int64))
+        return PositionScores(positions, unit_ids(contexts, tokens), contexts, self._scored_ones(contexts, tokens))
 
     def tilt(self, context_keys: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Per candidate, its standardised count of 1-bits over the scored layers: what a detector with this
         profile adds per unit, centred and scaled under the null (mean 0, variance 1)."""
-        ones = self.g_values(context_keys, candidates)[..., : self.scored_layers].sum(axis=-1)
+        ones = self._scored_ones(context_keys, candidates)
         q, layers = self._one_probability, self.scored_layers
         return (ones - layers * q) / np.sqrt(layers * q * (1 - q))
 

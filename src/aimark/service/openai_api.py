@@ -117,9 +117,13 @@ def _sampling(runtime: ServiceRuntime, body: _SamplingFields, max_tokens: int | 
     boost = body.aimark.comment_boost if body.aimark else 0.0
     if boost and language is None:
         raise ApiError(400, "invalid_comment_boost", "aimark.comment_boost needs aimark.language", param="aimark.comment_boost")
-    if boost and runtime.key.scheme != "synthid":
-        raise ApiError(400, "invalid_comment_boost", f"aimark.comment_boost needs a synthid key; this service's key is "
-                                                     f"{runtime.key.scheme}", param="aimark.comment_boost")
+    if boost:  # the generation's own check (the key's scheme needs a tilt), as a 400 before anything is generated
+        from aimark.engines.sampling import comment_boost_for
+
+        try:
+            comment_boost_for(runtime.detector.schemes[0], runtime.loaded.tokenizer, language, boost)
+        except ValueError as err:
+            raise ApiError(400, "invalid_comment_boost", f"aimark.comment_boost: {err}", param="aimark.comment_boost") from None
     return SamplingRequest(max_new_tokens=max_tokens or runtime.config.default_max_tokens,
                            temperature=body.temperature, top_p=body.top_p, seed=body.seed,
                            repetition_penalty=default_repetition_penalty(code=language is not None),
