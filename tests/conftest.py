@@ -9,6 +9,27 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import SEED_VARIABLE, SeededKeys, session_seed
+
+
+def pytest_report_header(config):
+    return f"aimark test seed: {SEED_VARIABLE}={session_seed()}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # Keys and random inputs derive from the session seed: a failure is reproducible only with it.
+    report = (yield).get_result()
+    if report.failed:
+        report.sections.append(("aimark test seed", f"reproduce with: {SEED_VARIABLE}={session_seed()} pytest '{item.nodeid}'"))
+
+
+@pytest.fixture
+def keys(request) -> SeededKeys:
+    """Seeded fresh keys for this test: ``keys("kgw")``; the stream depends on the seed and the test's id."""
+    return SeededKeys(request.node.nodeid)
+
+
 CJK_SAMPLES = [
     "대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.",
     "日本国民は、正当に選挙された国会における代表者を通じて行動し、われらとわれらの子孫のために。",

@@ -1,15 +1,94 @@
-"""Test helpers: reproducible keys (a fixed secret instead of os.urandom)."""
+"""Test helpers: reproducible keys and randomness, and the CI rule for what a test needs.
+
+Keys: ``fixed_key`` is one pinned secret per (scheme, label), for tests whose assertion is about one key's
+output. Statistical tests that need many keys draw them from ``seeded_keys(label)``: a stream of secrets
+derived from the session seed (``AIMARK_TEST_SEED``, default :data:`DEFAULT_TEST_SEED`) and the label, so a
+failure is reproduced by rerunning the one test with the seed the report prints (tests/conftest.py adds it),
+and a run under another seed draws other keys. ``aimark.keys.generate_key`` itself stays on os.urandom;
+tests/test_keys.py checks that real randomness.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 
-from aimark.keys import DEFAULT_PARAMS, WatermarkKey, _key_id_for
+import numpy as np
+import pytest
+
+from aimark.keys import DEFAULT_PARAMS, WatermarkKey, _key_id_for, generate_key
+
+SEED_VARIABLE = "AIMARK_TEST_SEED"
+DEFAULT_TEST_SEED = 20261202
+
+
+def session_seed() -> int:
+    raw = os.environ.get(SEED_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_TEST_SEED
+    try:
+        seed = int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{SEED_VARIABLE} must be a non-negative integer, not {raw!r}") from None
+    if seed < 0:
+        raise pytest.UsageError(f"{SEED_VARIABLE} must be a non-negative integer, not {raw!r}")
+    return seed
+
+
+def seeded_rng(label: str) -> np.random.Generator:
+    """A generator that depends only on the session seed and ``label`` (not on which tests ran before)."""
+    label_entropy = int.from_bytes(hashlib.sha256(label.encode()).digest()[:16], "big")
+    return np.random.default_rng([session_seed(), label_entropy])
+
+
+def seeded_torch(label: str):
+    """A torch.Generator for ``label`` (pass it as ``generator=`` to torch.randn and friends)."""
+    import torch
+
+    return torch.Generator().manual_seed(int(seeded_rng(label).integers(0, 2**63 - 1)))
+
+
+class SeededKeys:
+    """Fresh-looking keys from a seeded stream: ``keys("synthid")`` takes generate_key's arguments."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self._rng = seeded_rng(f"keys/{label}")
+
+    def __call__(self, scheme: str, **kwargs) -> WatermarkKey:
+        template = generate_key(scheme, **kwargs)  # validates the scheme and parameters as keygen does
+        secret = self._rng.bytes(32)
+        return dataclasses.replace(template, key_id=_key_id_for(secret, scheme), secret=secret)
+
+
+def seeded_keys(label: str) -> SeededKeys:
+    return SeededKeys(label)
 
 
 def fixed_key(scheme: str, label: str = "test", **params) -> WatermarkKey:
     secret = hashlib.sha256(f"aimark-{label}-{scheme}".encode()).digest()
     return WatermarkKey(_key_id_for(secret, scheme), scheme, {**DEFAULT_PARAMS[scheme], **params}, secret)
+
+
+def ci_strict() -> bool:
+    """Under CI=true a missing package or service fails the test: there nothing may pass by not running."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def missing(what: str, how: str = "") -> None:
+    """Skip (a developer's machine) or fail (CI) because ``what`` is not available."""
+    if ci_strict():
+        pytest.fail(f"{what} is required in CI{f' ({how})' if how else ''}", pytrace=False)
+    pytest.skip(f"{what} not available{f' ({how})' if how else ''}", allow_module_level=True)
+
+
+def require_module(name: str, how: str = ""):
+    """``pytest.importorskip`` that fails under CI instead of skipping; works at module level."""
+    try:
+        return __import__(name, fromlist=["_"])
+    except ImportError:
+        missing(f"the {name} package", how)
 
 
 # A small human-written program, and a chat answer holding it in a fenced block (code gate tests).

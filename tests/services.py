@@ -1,7 +1,8 @@
 """External services some tests need: PostgreSQL and Chromium.
 
 CI (`CI=true`) starts them with scripts/ci_services.sh; there a missing service fails the test instead of
-skipping it, so the PostgreSQL and browser tests can never pass by not running.
+skipping it (tests.helpers.missing, the same rule as for missing packages), so the PostgreSQL and browser
+tests can never pass by not running.
 """
 
 from __future__ import annotations
@@ -10,15 +11,13 @@ import os
 import re
 import shutil
 
-import pytest
+from tests.helpers import missing
 
 CHROMIUM = os.environ.get("AIMARK_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 def _missing(what: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{what} is required in CI (run scripts/ci_services.sh first)")
-    pytest.skip(f"{what} not available")
+    missing(what, "run scripts/ci_services.sh first")
 
 
 def postgres_url(schema_hint: str) -> str:

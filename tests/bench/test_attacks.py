@@ -7,7 +7,9 @@ import unicodedata
 
 import pytest
 
-pytest.importorskip("kiwipiepy", reason="the bench extra (pip install -e '.[bench]') provides the segmenters")
+from tests.helpers import require_module
+
+require_module("kiwipiepy", "the bench extra provides the segmenters: pip install -e '.[test,bench]'")
 
 from bench import attacks  # noqa: E402
 

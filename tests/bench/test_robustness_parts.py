@@ -8,7 +8,9 @@ from collections import Counter
 
 import pytest
 
-pytest.importorskip("kiwipiepy", reason="the bench extra (pip install -e '.[bench]') provides the segmenters")
+from tests.helpers import require_module
+
+require_module("kiwipiepy", "the bench extra provides the segmenters: pip install -e '.[test,bench]'")
 
 from bench import robustness  # noqa: E402
 from bench.human_text import human_passages, script_share  # noqa: E402

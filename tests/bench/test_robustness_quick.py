@@ -6,7 +6,6 @@ failure, not a skip, so the suite cannot silently stop running there.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,15 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import require_module
+
 pytestmark = [pytest.mark.robustness_quick, pytest.mark.embedded, pytest.mark.timeout(1200)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_run_writes_a_report_with_sane_numbers(tmp_path):
-    if importlib.util.find_spec("kiwipiepy") is None:
-        if os.environ.get("CI"):
-            pytest.fail("the bench extra is not installed in CI: pip install -e '.[test,bench]'")
-        pytest.skip("the bench extra is not installed (pip install -e '.[test,bench]')")
+    require_module("kiwipiepy", "the bench extra: pip install -e '.[test,bench]'")
     out = tmp_path / "results"
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "robustness.py"), "--quick", "--out", str(out), "--cache", str(tmp_path / "cache")],

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import require_module
 from tests.service.conftest import API_KEY
 
-openai = pytest.importorskip("openai")
+openai = require_module("openai", "the test extra: pip install -e '.[test]'")
 
 
 @pytest.fixture
