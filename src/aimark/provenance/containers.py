@@ -7,7 +7,7 @@ import zipfile
 
 import c2pa
 
-from aimark.provenance.errors import ProvenanceError
+from aimark.provenance.errors import ProvenanceError, first_line
 from aimark.provenance.manifest import GenerationInfo
 from aimark.provenance.signing import SigningCredentials
 from aimark.provenance.validation import FAILURE, C2paReport, StatusCode, absent, read_with_c2pa
@@ -43,7 +43,7 @@ def sign_container(media_type: str, data: bytes, credentials: SigningCredentials
         with c2pa.Builder(info.manifest_definition(media_type)) as builder:
             builder.sign(signer, media_type, io.BytesIO(data), out)
     except c2pa.C2paError as err:
-        raise ProvenanceError("aimark.c2pa.signingFailed", f"c2pa could not sign this {CARRIER_NAMES[media_type]}: {_short(err)}") from err
+        raise ProvenanceError("aimark.c2pa.signingFailed", f"c2pa could not sign this {CARRIER_NAMES[media_type]}: {first_line(err)}") from err
     finally:
         signer.close()
     return out.getvalue()
@@ -57,8 +57,3 @@ def read_container(media_type: str, data: bytes, trust_anchors: bytes | None) ->
         except ProvenanceError as err:
             return absent(carrier, StatusCode(err.code, FAILURE, err.message, "aimark"))
     return read_with_c2pa(media_type, data, carrier=carrier, trust_anchors=trust_anchors)
-
-
-def _short(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -10,3 +10,9 @@ class ProvenanceError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type when empty), for errors about the caller's own files."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -9,7 +9,7 @@ import c2pa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from aimark.provenance.errors import ProvenanceError
+from aimark.provenance.errors import ProvenanceError, first_line
 
 _CURVE_ALGORITHM = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}
 
@@ -66,8 +66,4 @@ class SigningCredentials:
         try:
             return c2pa.Signer.from_info(info)
         except c2pa.C2paError as err:
-            raise ProvenanceError("signing.signerRejected", f"c2pa rejected the signing credentials: {_first_line(err)}") from err
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ProvenanceError("signing.signerRejected", f"c2pa rejected the signing credentials: {first_line(err)}") from err

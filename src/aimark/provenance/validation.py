@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -71,8 +72,20 @@ def absent(carrier: str | None, *statuses: StatusCode) -> C2paReport:
     return C2paReport(carrier=carrier, present=any(s.kind == FAILURE for s in statuses), statuses=statuses)
 
 
+# Verification never touches the network. c2pa-rs by default fetches a manifest that a file names by
+# URL (PDF XMP `dcterms:provenance`, and the other XMP carriers): a public verifier would then issue a
+# GET to any address an uploader chooses and report its status. Remote fetch and OCSP are off, and the
+# empty host allow-list refuses any other request the library might make. c2pa-rs ignores unknown
+# settings silently, so tests/provenance/test_no_network.py checks with a real server that this holds.
+OFFLINE_SETTINGS: dict[str, Any] = {
+    "verify": {"verify_trust": True, "remote_manifest_fetch": False, "ocsp_fetch": False},
+    "core": {"allowed_network_hosts": []},
+}
+REMOTE_NOT_FETCHED = "the manifest is referenced by URL and was not fetched (aimark does not fetch remote manifests)"
+
+
 def _context(trust_anchors: bytes | None) -> c2pa.Context:
-    settings: dict[str, Any] = {"verify": {"verify_trust": True}}
+    settings: dict[str, Any] = {name: dict(values) for name, values in OFFLINE_SETTINGS.items()}
     if trust_anchors:
         settings["trust"] = {"trust_anchors": trust_anchors.decode("utf-8", "replace")}
     return c2pa.Context(c2pa.Settings.from_dict(settings))
@@ -114,7 +127,10 @@ def read_with_c2pa(
     except c2pa.C2paError as err:
         if isinstance(err, c2pa.C2paError.ManifestNotFound):
             return absent(carrier)
-        return absent(carrier, StatusCode("manifest.inaccessible", FAILURE, _one_line(err), "c2pa-rs"))
+        kind = native_error_kind(err)
+        if kind in ("Remote", "RemoteManifest"):
+            return absent(carrier, StatusCode("manifest.inaccessible", FAILURE, REMOTE_NOT_FETCHED, "aimark"))
+        return absent(carrier, StatusCode("manifest.inaccessible", FAILURE, f"c2pa-rs cannot read the manifest ({kind})", "c2pa-rs"))
     active_label = store_json.get("active_manifest")
     active = (store_json.get("manifests") or {}).get(active_label) if active_label else None
     if active is None:
@@ -151,6 +167,11 @@ _BINDING_MATCHES = {
 }
 
 
-def _one_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+_KIND = re.compile(r"[A-Za-z]{1,40}(?=:)")
+
+
+def native_error_kind(err: Exception) -> str:
+    """The error's kind only ("Remote", "Json", ...): c2pa-rs messages quote URLs and parts of the file,
+    which a report must not echo (a public verifier would become a probe of whatever they name)."""
+    found = _KIND.match(str(err).strip())
+    return found.group() if found else type(err).__name__.lstrip("_")
