@@ -22,6 +22,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from aimark.files import PRIVATE_MODE, write_atomic
+
 SCHEMES = ("synthid", "kgw", "gumbel")
 KEY_FILE_FORMAT = "aimark-key/1"
 
@@ -136,15 +138,12 @@ def save_key(key: WatermarkKey, path: str | os.PathLike[str], *, overwrite: bool
         "params": dict(key.params),
         "secret": key.secret.hex(),
     }
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    # Atomic: `keygen --force` must never leave the old key truncated and the new one unwritten.
     try:
-        fd = os.open(path, flags, 0o600)
+        write_atomic(path, text.encode("utf-8"), mode=PRIVATE_MODE, overwrite=overwrite)
     except FileExistsError:
         raise KeyFileError(f"{path} already exists; refusing to overwrite a key file") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-    os.chmod(path, 0o600)
     return path
 
 

@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from aimark.cli.app import app
-from aimark.cli.io import read_trust_anchors
+from aimark.cli.io import MAX_INPUT_BYTES, guarded, read_trust_anchors
+from aimark.files import write_atomic
 from aimark.labels import (
     ADVANCE_NOTICE_TEXT, LabelError, notice_text, UnknownFileKindError, UnknownProfileError, add_label, file_kind_for,
     remove_label,
@@ -38,12 +39,17 @@ def _fail(message: str) -> NoReturn:
 
 def _read_input(path: str) -> tuple[bytes, Optional[str]]:
     """The bytes of FILE, or of standard input for '-' (then there is no file name to go by)."""
-    if path == "-":
-        return sys.stdin.buffer.read(), None
     try:
-        return Path(path).read_bytes(), path
+        if path == "-":
+            data, name = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1), None
+        else:
+            with open(path, "rb") as handle:
+                data, name = handle.read(MAX_INPUT_BYTES + 1), path
     except OSError as err:
-        _fail(f"cannot read {path}: {err.strerror}")
+        _fail(f"cannot read {path}: {err.strerror or type(err).__name__}")
+    if len(data) > MAX_INPUT_BYTES:
+        _fail(f"{path if path != '-' else 'standard input'} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB")
+    return data, name
 
 
 def _write_output(data: bytes, output: Optional[Path]) -> None:
@@ -52,9 +58,10 @@ def _write_output(data: bytes, output: Optional[Path]) -> None:
         sys.stdout.buffer.flush()
         return
     try:
-        output.write_bytes(data)
+        # Atomic: `-o` may name the input itself, and a failed write must leave it whole.
+        write_atomic(output, data)
     except OSError as err:
-        _fail(f"cannot write {output}: {err.strerror}")
+        _fail(f"cannot write {output}: {err.strerror or type(err).__name__}")
 
 
 _OUTPUT = typer.Option(None, "--output", "-o", help="Write here instead of standard output.")
@@ -62,6 +69,7 @@ _LANG_CODE = typer.Option(None, "--lang-code", help="File kind (python, js, c, h
 
 
 @app.command()
+@guarded
 def label(
     file: str = typer.Argument(..., metavar="FILE|-", help="File to label, or - for standard input."),
     profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu, or all (one notice meeting every profile)."),
@@ -91,6 +99,7 @@ def _refuse_signed(content: bytes) -> None:
 
 
 @app.command()
+@guarded
 def notice(
     profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu or all."),
     lang: Optional[str] = typer.Option(None, "--lang", help="ko, ja, zh or en."),
@@ -110,6 +119,7 @@ def notice(
 
 
 @app.command()
+@guarded
 def unlabel(
     file: str = typer.Argument(..., metavar="FILE|-", help="File to unlabel, or - for standard input."),
     lang_code: Optional[str] = _LANG_CODE,
@@ -128,6 +138,7 @@ def unlabel(
 
 
 @app.command()
+@guarded
 def sign(
     file: str = typer.Argument(..., metavar="FILE|-", help="File to sign, or - for standard input."),
     cert: Path = typer.Option(..., "--cert", help="PEM certificate chain, signer first."),
@@ -210,6 +221,7 @@ def _print_report(report, console: Console) -> None:
 
 
 @app.command(name="verify")
+@guarded
 def verify_command(
     file: str = typer.Argument(..., metavar="FILE|-", help="File to verify, or - for standard input."),
     profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu or all."),

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from aimark.files import PRIVATE_MODE, write_atomic
+
 _VALIDITY = datetime.timedelta(days=3650)
 
 
@@ -39,9 +41,9 @@ class TestPki:
             "certificate_chain": directory / "signer_chain.pem",
             "private_key": directory / "signer_key.pem",
         }
-        paths["trust_anchor"].write_bytes(self.trust_anchor_pem)
-        paths["certificate_chain"].write_bytes(self.certificate_chain_pem)
-        paths["private_key"].write_bytes(self.private_key_pem)
+        write_atomic(paths["trust_anchor"], self.trust_anchor_pem)
+        write_atomic(paths["certificate_chain"], self.certificate_chain_pem)
+        write_atomic(paths["private_key"], self.private_key_pem, mode=PRIVATE_MODE)
         return paths
 
 
