@@ -55,10 +55,13 @@ class SeededKeys:
     def __init__(self, label: str):
         self.label = label
         self._rng = seeded_rng(f"keys/{label}")
+        self._templates: dict = {}
 
     def __call__(self, scheme: str, **kwargs) -> WatermarkKey:
-        template = generate_key(scheme, **kwargs)  # validates the scheme and parameters as keygen does
-        secret = self._rng.bytes(32)
+        signature = (scheme, tuple(sorted(kwargs.items(), key=lambda item: item[0])))
+        if signature not in self._templates:  # validated once, as keygen validates (statistical tests draw 10^5 keys)
+            self._templates[signature] = generate_key(scheme, **kwargs)
+        template, secret = self._templates[signature], self._rng.bytes(32)
         return dataclasses.replace(template, key_id=_key_id_for(secret, scheme), secret=secret)
 
 
@@ -69,6 +72,30 @@ def seeded_keys(label: str) -> SeededKeys:
 def fixed_key(scheme: str, label: str = "test", **params) -> WatermarkKey:
     secret = hashlib.sha256(f"aimark-{label}-{scheme}".encode()).digest()
     return WatermarkKey(_key_id_for(secret, scheme), scheme, {**DEFAULT_PARAMS[scheme], **params}, secret)
+
+
+# One-sided binomial test of a false-positive rate: fail only when the hits are implausibly many for the
+# nominal rate (chance 1e-4 per check for a calibrated detector).
+RATE_TEST_LEVEL = 1e-4
+
+
+def _critical_hits(trials: int, alpha: float, level: float) -> int:
+    """The fewest hits the rate test rejects: smallest h with P(Binomial(trials, alpha) >= h) <= level."""
+    from scipy import stats
+
+    return int(stats.binom.isf(level, trials, alpha)) + 1
+
+
+def assert_rate_at_most(hits: int, trials: int, alpha: float, label: str, level: float = RATE_TEST_LEVEL) -> None:
+    assert trials > 0, f"{label}: nothing was scored"
+    assert hits < _critical_hits(trials, alpha, level), f"{label}: {hits}/{trials} at or below {alpha:g} (expected {alpha * trials:.1f})"
+
+
+def rate_test_power(trials: int, alpha: float, inflation: float = 2.0, level: float = RATE_TEST_LEVEL) -> float:
+    """P(assert_rate_at_most fails) for a detector whose false-positive rate at ``alpha`` is ``inflation * alpha``."""
+    from scipy import stats
+
+    return float(stats.binom.sf(_critical_hits(trials, alpha, level) - 1, trials, inflation * alpha))
 
 
 def ci_strict() -> bool:

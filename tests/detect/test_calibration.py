@@ -1,83 +1,164 @@
 """p-values on unwatermarked text are valid: P(p <= alpha) <= alpha, within binomial error.
 
-Each test could fail: a detector that ignores dedup, uses a normal
-approximation at small n, or mis-specifies q produces too many small p-values.
+Draws are (text, fresh key) pairs, one key per pair: texts share n-grams, so one key's p-values on different
+texts are dependent, and pooling them would test that dependence, not the null. Each text is tokenised once
+(tokens do not depend on the key); each pair is then scored with ``Detector.scored_units`` (the detector's own
+unit selection and dedup) and its exact tail, and a sample of pairs is checked against ``Detector.detect``.
+
+Each check fails a false-positive rate of 2 alpha at alpha = 1e-3 (the detector's default) with the power its
+test states (``rate_test_power``: the chance that the one-sided binomial check at 1e-4 rejects), and each claim
+has a control that the same assertion rejects: p-values from a normal approximation, from a q off by 0.02,
+and from a detector without dedup.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from aimark.detect import Detector
+from aimark.detect.stats import log_p_values
 from aimark.engines import generate
-from aimark.keys import generate_key
+from aimark.schemes import scheme_for_key
+from aimark.schemes.base import BinomialNull, GammaNull
+from tests.helpers import assert_rate_at_most, rate_test_power, seeded_keys
 
 ALPHAS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5)
+SCHEMES = ("synthid", "kgw", "gumbel")
+PAIRS = 50_000  # per scheme: rate_test_power(50_000, 1e-3) = 0.987 against a doubled rate at 1e-3
+MIN_POWER = 0.98
+
+
+@dataclass(frozen=True)
+class NullDraws:
+    """Unit totals and counts of (text, key) pairs under one scheme, and the null they should follow."""
+
+    null: BinomialNull | GammaNull
+    totals: np.ndarray
+    units: np.ndarray
+
+    def p_values(self, null=None) -> np.ndarray:
+        return np.exp(log_p_values(self.null if null is None else null, self.totals, self.units))
+
+    def normal_approximation_p_values(self) -> np.ndarray:
+        """What a z-test detector would report: the total standardised by the null's mean and variance."""
+        if isinstance(self.null, BinomialNull):
+            mean = self.null.trials_per_unit * self.null.success_probability
+            variance = mean * (1 - self.null.success_probability)
+        else:
+            mean = variance = 1.0
+        return stats.norm.sf((self.totals - self.units * mean) / np.sqrt(self.units * variance))
+
+
+def null_draws(tokenizer, texts, scheme_name: str, keys_per_text: int, label: str, *, check: int = 60) -> NullDraws:
+    keys = seeded_keys(f"calibration/{label}/{scheme_name}")
+    template = Detector(keys(scheme_name), tokenizer)
+    encoded = [template.encode(text)[:2] for text in texts]
+    totals, units, nulls, pairs = [], [], set(), []
+    for index, (ids, scored_from) in enumerate(encoded):
+        for _ in range(keys_per_text):
+            key = keys(scheme_name)
+            scheme = scheme_for_key(key, vocab_size=len(tokenizer))
+            _, values = template.scored_units(scheme, ids, scored_from)
+            totals.append(float(values.sum()))
+            units.append(len(values))
+            nulls.add(scheme.null)
+            pairs.append((index, key))
+    draws = NullDraws(nulls.pop(), np.asarray(totals), np.asarray(units))
+    assert not nulls, "every key of a scheme must have the same null"
+    # Vacuous-pass guard: every pair scored something, so the sample is as large as stated.
+    assert len(draws.units) == keys_per_text * len(texts) and draws.units.min() > 0, f"{scheme_name}: texts with nothing to score"
+    p = draws.p_values()
+    for pair in range(0, len(pairs), max(1, len(pairs) // check)):
+        index, key = pairs[pair]
+        result = Detector(key, tokenizer).detect(texts[index], with_tokens=False)
+        assert result.num_scored_tokens == draws.units[pair]
+        assert math.isclose(result.p_value, p[pair], rel_tol=1e-9, abs_tol=1e-300), "the scoring path must be the detector's"
+    return draws
 
 
 def _assert_valid(p_values, label: str) -> None:
     p = np.asarray(p_values)
-    n = len(p)
     for alpha in ALPHAS:
-        hits = int((p <= alpha).sum())
-        # One-sided binomial test at 1e-4 per alpha: reject only if hits are implausibly many.
-        tail = stats.binom.sf(hits - 1, n, alpha)
-        assert tail > 1e-4, f"{label}: {hits}/{n} p-values <= {alpha} (expected <= {alpha * n:.1f})"
+        assert_rate_at_most(int((p <= alpha).sum()), len(p), alpha, label)
 
 
-def _p_values(texts, tokenizer, schemes=("synthid", "kgw", "gumbel"), keys_per_scheme=12):
-    """p-values over (text, fresh key) pairs.
-
-    Every pair gets its own key: texts share n-grams, so one key's p-values on
-    different texts are dependent, and pooling them would test that dependence,
-    not the null.
-    """
-    out = {}
-    for scheme in schemes:
-        values = []
-        for _ in range(keys_per_scheme):
-            for text in texts:
-                detector = Detector(generate_key(scheme), tokenizer)
-                try:
-                    values.append(detector.detect(text, with_tokens=False).p_value)
-                except ValueError:
-                    continue
-        out[scheme] = values
+def _chunks(passages: list[str], words: int = 40) -> list[str]:
+    """Human passages cut into ~40-word texts (~60 tokens): short, where approximations fail first."""
+    out = []
+    for passage in passages:
+        tokens = passage.split()
+        out += [" ".join(tokens[i : i + words]) for i in range(0, len(tokens), words) if len(tokens[i : i + words]) >= words // 2]
     return out
 
 
-def test_human_text_p_values_are_valid(tiny, human_passages):
-    texts = human_passages[:150]
-    for scheme, values in _p_values(texts, tiny.tokenizer).items():
-        assert len(values) == 12 * len(texts)
-        _assert_valid(values, f"{scheme} on human text")
+@pytest.fixture(scope="module")
+def human_draws(tiny, human_passages) -> dict[str, NullDraws]:
+    texts = _chunks(human_passages)
+    assert len(texts) >= 350
+    per_text = math.ceil(PAIRS / len(texts))
+    return {scheme: null_draws(tiny.tokenizer, texts, scheme, per_text, "human") for scheme in SCHEMES}
 
 
-def test_gumbel_p_values_are_uniform_on_human_text(tiny, human_passages):
-    # Gamma(n,1) is continuous: p-values must be uniform, not just conservative.
-    values = _p_values(human_passages[:150], tiny.tokenizer, schemes=("gumbel",), keys_per_scheme=8)["gumbel"]
-    assert stats.kstest(values, "uniform").pvalue > 1e-3
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_human_text_p_values_are_valid(human_draws, scheme):
+    """~50,000 (text, key) pairs per scheme: power 0.987 against a doubled false-positive rate at 1e-3, ~1 at 1e-2.."""
+    draws = human_draws[scheme]
+    assert len(draws.units) >= PAIRS and rate_test_power(len(draws.units), 1e-3) >= MIN_POWER
+    _assert_valid(draws.p_values(), f"{scheme} on human text")
 
 
-def test_repetitive_text_does_not_produce_false_positives(tiny):
-    # Small models loop; without scoring each unit once, every repeat adds the same
-    # green/g-value again and the count drifts far from its null.
-    texts = [("The cat sat on the mat and looked at the door. " * 40), ("데이터 " * 300), ("def f(x):\n    return x\n" * 60)]
-    values = _p_values(texts, tiny.tokenizer, keys_per_scheme=300)
-    for scheme, p in values.items():
-        _assert_valid(p, f"{scheme} on repetitive text")
+@pytest.mark.parametrize("scheme", ["kgw", "gumbel"])
+def test_control_a_normal_approximation_fails_the_validity_check(human_draws, scheme):
+    """The z-test on the same totals: on ~60-token texts its right tail is too light (KGW's count and Gumbel's
+    Gamma total are skewed), so its rate at 1e-3 is 2-3x nominal and the check above rejects it."""
+    with pytest.raises(AssertionError, match="at or below 0.001"):
+        _assert_valid(human_draws[scheme].normal_approximation_p_values(), f"{scheme} z-test")
 
 
-def test_empirical_fpr_at_001_within_binomial_bound_on_model_samples(tiny):
-    samples = [g.text for g in generate(tiny, ["The history of the"] * 16 + ["日本国民は"] * 8, key=None, max_new_tokens=80, min_new_tokens=40, seed=7, chat=False, batch_size=12)]
-    samples = [s for s in samples if s.strip()]
-    values = _p_values(samples, tiny.tokenizer, keys_per_scheme=60)
-    for scheme, p in values.items():
-        p = np.asarray(p)
-        upper = stats.binom.ppf(1 - 1e-4, len(p), 0.01)
-        assert (p <= 0.01).sum() <= upper, scheme
+@pytest.mark.parametrize("scheme", ["synthid", "kgw"])
+def test_control_a_mis_specified_q_fails_the_validity_check(human_draws, scheme):
+    """The exact binomial tail with the probability of a hit taken 0.02 too low (0.48 for SynthID's bits,
+    0.23 for KGW's green share): the same check rejects it."""
+    draws = human_draws[scheme]
+    wrong = replace(draws.null, success_probability=draws.null.success_probability - 0.02)
+    with pytest.raises(AssertionError, match="at or below 0.001"):
+        _assert_valid(draws.p_values(wrong), f"{scheme} with q - 0.02")
+
+
+def test_gumbel_p_values_are_uniform_on_human_text(human_draws):
+    """Gamma(n, 1) is continuous: p-values must be uniform, not just conservative. Over ~50,000 p-values the
+    KS test at 1e-3 rejects a CDF off by 0.0087 half the time and by 0.013 almost always; the normal
+    approximation's p-values (off by ~0.02 on these lengths) are its control."""
+    draws = human_draws["gumbel"]
+    critical = stats.kstwo.isf(1e-3, len(draws.units))
+    assert critical < 0.009
+    assert stats.kstest(draws.p_values(), "uniform").pvalue > 1e-3
+    assert stats.kstest(draws.normal_approximation_p_values(), "uniform").pvalue < 1e-3
+
+
+# Three repeats are enough: without dedup each unit counts three times and the tails blow up (the control).
+REPETITIVE = ["The cat sat on the mat and looked at the door. " * 3, "데이터 " * 12, "def f(x):\n    return x\n" * 3]
+
+
+@pytest.fixture(scope="module")
+def repetitive_draws(tiny) -> dict[str, NullDraws]:
+    per_text = math.ceil(PAIRS / len(REPETITIVE))
+    return {scheme: null_draws(tiny.tokenizer, REPETITIVE, scheme, per_text, "repetitive") for scheme in SCHEMES}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_repetitive_text_does_not_produce_false_positives(repetitive_draws, scheme):
+    """Small models loop; without scoring each unit once, every repeat adds the same green/g-value again and
+    the count drifts far from its null. ~50,000 pairs: power 0.987 against a doubled rate at 1e-3; the control
+    without dedup is below."""
+    draws = repetitive_draws[scheme]
+    assert rate_test_power(len(draws.units), 1e-3) >= MIN_POWER
+    _assert_valid(draws.p_values(), f"{scheme} on repetitive text")
 
 
 def test_the_validity_check_has_teeth_without_dedup(tiny, monkeypatch):
@@ -85,6 +166,23 @@ def test_the_validity_check_has_teeth_without_dedup(tiny, monkeypatch):
     import aimark.detect.detector as detector_module
 
     monkeypatch.setattr(detector_module, "first_occurrences", lambda values: np.ones(len(values), dtype=bool))
-    values = _p_values(["The cat sat on the mat and looked at the door. " * 40], tiny.tokenizer, schemes=("kgw",), keys_per_scheme=300)
+    draws = null_draws(tiny.tokenizer, REPETITIVE[:1], "kgw", 300, "no-dedup", check=3)
     with pytest.raises(AssertionError):
-        _assert_valid(values["kgw"], "kgw without dedup")
+        _assert_valid(draws.p_values(), "kgw without dedup")
+
+
+@pytest.fixture(scope="module")
+def model_samples(tiny) -> list[str]:
+    generations = generate(tiny, ["The history of the"] * 16 + ["日本国民は"] * 8, key=None, max_new_tokens=80, min_new_tokens=40, seed=7, chat=False, batch_size=12)
+    samples = [g.text for g in generations if g.text.strip()]
+    assert len(samples) >= 20
+    return samples
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_p_values_are_valid_on_model_samples(tiny, model_samples, scheme):
+    """Unwatermarked samples of the tiny model (repetitive, as small models are): ~50,000 (sample, key) pairs,
+    power 0.987 against a doubled rate at 1e-3."""
+    draws = null_draws(tiny.tokenizer, model_samples, scheme, math.ceil(PAIRS / len(model_samples)), "model-samples")
+    assert rate_test_power(len(draws.units), 1e-3) >= MIN_POWER
+    _assert_valid(draws.p_values(), f"{scheme} on model samples")
