@@ -11,6 +11,7 @@ from aimark.service.config import ServiceConfig, api_key_digest
 from tests.helpers import fixed_key
 
 API_KEY = "amk-test-0123456789abcdef"
+DETECT_KEY = "amk-detect-test-0123456789"  # the detection scope: per-token scores, prompt context, larger limits
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,7 @@ def make_config(pki, **overrides) -> ServiceConfig:
         profile="all", language="en", labels=("notice", "c2pa"),
         credentials=SigningCredentials.from_pem(pki.certificate_chain_pem, pki.private_key_pem),
         trust_anchors=pki.trust_anchor_pem, api_key_digests=frozenset({api_key_digest(API_KEY)}),
+        detect_api_key_digests=frozenset({api_key_digest(DETECT_KEY)}),
         default_max_tokens=24, max_new_tokens=400,
     )
     settings.update(overrides)
@@ -76,20 +78,21 @@ def auth():
     return {"Authorization": f"Bearer {API_KEY}"}
 
 
+@pytest.fixture
+def detect_auth():
+    return {"Authorization": f"Bearer {DETECT_KEY}"}
+
+
 class LiveServer:
     """uvicorn on 127.0.0.1 in a thread, for clients that need a real socket (openai, Chromium)."""
 
     def __init__(self, app):
-        import socket
-
         import uvicorn
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        # Port 0: the kernel picks a free port as uvicorn binds (a probe socket's port could be taken before that).
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.port, self.url = 0, ""
 
     def __enter__(self):
         self.thread.start()
@@ -98,6 +101,8 @@ class LiveServer:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.05)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         return self
 
     def __exit__(self, *exc):

@@ -11,7 +11,7 @@ import pytest
 
 from aimark.provenance import structured_text  # noqa: F401 - imported for its side-effect-free constants
 from aimark.registry import sha256_text
-from tests.service.conftest import API_KEY
+from tests.service.conftest import API_KEY, DETECT_KEY
 
 CHAT = {"messages": [{"role": "user", "content": "Write about the sea."}], "max_tokens": 80, "seed": 8}
 HUMAN = ("The committee met on Tuesday to review the budget for next year. Members agreed to postpone the vote "
@@ -112,9 +112,9 @@ def test_generation_requires_a_valid_api_key(client):
     assert client.get("/v1/models", headers={"X-API-Key": API_KEY}).json()["data"][0]["owned_by"] == "aimark"
 
 
-def test_verify_tells_watermarked_from_human_text_and_shows_the_heat_map(client, auth):
+def test_verify_tells_watermarked_from_human_text_and_shows_the_heat_map(client, auth, detect_auth):
     text = _chat(client, auth)["choices"][0]["message"]["content"]
-    marked = client.post("/v1/verify?tokens=true", json={"text": text}).json()
+    marked = client.post("/v1/verify?tokens=true", json={"text": text}, headers=detect_auth).json()
     heatmap = marked["heatmap"]
     assert marked["layers"]["watermark"]["result"]["p_value"] < 1e-3
     assert not heatmap["text"].startswith("This content")  # the notice line is not scored
@@ -147,9 +147,9 @@ def test_registry_finds_short_and_edited_copies(client, auth):
     assert match["match"] == "near" and match["similarity"] >= 0.5
 
 
-def test_detect_is_the_cli_detect_document(client, auth):
+def test_detect_is_the_cli_detect_document(client, auth, detect_auth):
     text = _chat(client, auth)["choices"][0]["message"]["content"].split("\n", 1)[1]
-    response = client.post("/v1/detect?tokens=true", json={"text": text})
+    response = client.post("/v1/detect?tokens=true", json={"text": text}, headers=detect_auth)
     expected = client.app.state.runtime.detector.detect(text).to_dict(include_tokens=True)
     assert response.status_code == 200 and response.json() == json.loads(json.dumps(expected))
     upload = client.post("/v1/detect", files={"file": ("out.txt", text.encode(), "text/plain")}).json()
@@ -238,7 +238,7 @@ def test_request_size_limits(app_factory):
         assert chunked.status_code == 413
 
 
-def test_verification_is_rate_limited_per_client_but_not_for_api_key_holders(app_factory):
+def test_verification_is_rate_limited_per_client_and_a_generation_key_does_not_bypass_it(app_factory):
     from fastapi.testclient import TestClient
 
     with TestClient(app_factory(verify_burst=2, verify_rate_per_minute=1)) as limited:
@@ -247,7 +247,9 @@ def test_verification_is_rate_limited_per_client_but_not_for_api_key_holders(app
         refused = limited.post("/v1/verify", json={"text": HUMAN})
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
         assert refused.json()["error"]["type"] == "rate_limit_error"
-        assert limited.post("/v1/verify", json={"text": HUMAN}, headers={"X-API-Key": API_KEY}).status_code == 200
+        # A generation key is another scope: it used to skip the limit, and so gave unlimited oracle queries.
+        assert limited.post("/v1/verify", json={"text": HUMAN}, headers={"X-API-Key": API_KEY}).status_code == 429
+        assert limited.post("/v1/verify", json={"text": HUMAN}, headers={"X-API-Key": DETECT_KEY}).status_code == 200
 
 
 def test_rate_limiter_refills_and_forgets_old_clients():

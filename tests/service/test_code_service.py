@@ -102,8 +102,9 @@ def test_detect_bad_language_is_a_400_and_syntax_still_scores(client):
     assert response.status_code == 200 and response.json()["num_scored_tokens"] > 0
 
 
-def test_verify_gates_the_watermark_by_the_file_name(client):
-    report = client.post("/v1/verify?tokens=true", files={"file": ("solution.py", PROGRAM.encode(), "text/plain")}).json()
+def test_verify_gates_the_watermark_by_the_file_name(client, detect_auth):
+    report = client.post("/v1/verify?tokens=true", files={"file": ("solution.py", PROGRAM.encode(), "text/plain")},
+                         headers=detect_auth).json()
     assert report["layers"]["watermark"]["result"]["code_language"] == "python"
     detail = next(r["detail"] for p in report["profiles"] for r in p["requirements"] if r["id"] == "cn.watermark")
     assert "code gate: python" in detail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -11,15 +12,18 @@ from fastapi.staticfiles import StaticFiles
 
 import aimark
 from aimark.service import openai_api, verify_api
+from aimark.service.checks import CheckRunner
 from aimark.service.errors import install_error_handlers
 from aimark.service.runtime import ServiceRuntime
+from aimark.service.scheduling import Gate
 from aimark.service.security import GuardMiddleware, RateLimiter
 
 STATIC_DIR = Path(__file__).parent / "static"
 
 DESCRIPTION = """Watermarked, labelled and registered text generation in the OpenAI shape, and a free public
 verification interface (EU Code of Practice 2.1). Generation needs an API key (`Authorization: Bearer`);
-verification is public and rate-limited per client."""
+verification is public and limited per client (requests and characters scored; an IPv6 /64 is one client);
+per-token scores, a prompt context and larger limits need a detection API key (a scope of its own)."""
 
 
 def _swagger_assets() -> Path | None:
@@ -30,14 +34,44 @@ def _swagger_assets() -> Path | None:
     return Path(swagger_ui_bundle.swagger_ui_path)
 
 
+def public_limits(config) -> dict:
+    """Every limit a caller meets, as /v1/info shows it."""
+    return {
+        "anonymous": {"requests_per_minute": config.verify_rate_per_minute, "request_burst": config.verify_burst,
+                      "characters_per_minute": config.verify_chars_per_minute, "character_burst": config.verify_burst_chars,
+                      "max_text_chars": min(config.anonymous_max_text_chars, config.max_text_chars),
+                      "token_scores": config.public_token_scores, "prompt": False},
+        "detection_key": {"characters_per_minute": config.detect_key_chars_per_minute,
+                          "character_burst": config.detect_key_burst_chars, "max_text_chars": config.max_text_chars,
+                          "token_scores": True, "max_prompt_chars": config.max_prompt_chars},
+        "min_request_chars": config.min_request_chars, "max_request_bytes": config.max_request_bytes,
+        "check_deadline_s": config.detect_deadline_s if config.detect_workers else None,
+        "max_new_tokens": config.max_new_tokens, "max_queued_generations": config.max_queued_generations,
+    }
+
+
 def create_app(runtime: ServiceRuntime) -> FastAPI:
     config = runtime.config
-    app = FastAPI(title="aimark", version=aimark.__version__, description=DESCRIPTION, docs_url=None, redoc_url=None)
+    checks = CheckRunner(runtime)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        try:
+            yield
+        finally:
+            checks.close()  # the worker processes end with the server
+
+    app = FastAPI(title="aimark", version=aimark.__version__, description=DESCRIPTION, docs_url=None, redoc_url=None,
+                  lifespan=lifespan)
     # Swagger UI 4 (served from the package, no CDN) renders OpenAPI 3.0 documents.
     app.openapi_version = "3.0.3"
     app.state.runtime = runtime
     app.state.config = config
+    app.state.checks = checks
     app.state.rate_limiter = RateLimiter(config.verify_rate_per_minute, config.verify_burst)
+    app.state.work_limiter = RateLimiter(config.verify_chars_per_minute, config.verify_burst_chars)
+    app.state.key_work_limiter = RateLimiter(config.detect_key_chars_per_minute, config.detect_key_burst_chars)
+    app.state.model_gate = Gate(1, config.max_queued_generations, config.generation_queue_timeout_s, what="the model")
     install_error_handlers(app)
     app.include_router(openai_api.router)
     app.include_router(verify_api.router)
@@ -71,7 +105,8 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
                 "notice_language": config.language,
                 "keys": [{"key_id": k.key_id, "scheme": k.scheme} for k in runtime.keyring],
                 "retention_days": config.retention_days,
-                "verify_rate_per_minute": config.verify_rate_per_minute, "max_request_bytes": config.max_request_bytes}
+                "verify_rate_per_minute": config.verify_rate_per_minute, "max_request_bytes": config.max_request_bytes,
+                "limits": public_limits(config)}
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict:

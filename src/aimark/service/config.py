@@ -10,11 +10,12 @@ from pathlib import Path
 
 from aimark.labels import LANGUAGES
 from aimark.provenance import SigningCredentials
-from aimark.registry import DEFAULT_RETENTION_DAYS
+from aimark.registry import DEFAULT_MIN_EVIDENCE_TOKENS, DEFAULT_RETENTION_DAYS, PURGE_INTERVAL_S
 
 LABEL_LAYERS = ("notice", "c2pa")
 VERIFY_PROFILES = ("kr", "cn", "eu", "all")
 API_KEYS_ENV = "AIMARK_API_KEYS"
+DETECT_API_KEYS_ENV = "AIMARK_DETECT_API_KEYS"
 
 
 class ServiceConfigError(ValueError):
@@ -34,13 +35,28 @@ class ServiceConfig:
     labels: tuple[str, ...] = ("notice",)  # any of LABEL_LAYERS
     credentials: SigningCredentials | None = field(default=None, repr=False)
     trust_anchors: bytes | None = None  # PEM roots a C2PA signer must chain to, for verification
-    db_url: str | None = None  # None: AIMARK_DB_URL, else SQLite under AIMARK_HOME
-    retention_days: int = DEFAULT_RETENTION_DAYS
+    db_url: str | None = None  # None: AIMARK_DB_URL, else SQLite in aimark's data directory
+    retention_days: int = DEFAULT_RETENTION_DAYS  # at least MIN_RETENTION_DAYS (the registry refuses less)
+    purge_interval_s: float = PURGE_INTERVAL_S  # the service purges expired records on start and this often
+    # Tokens of a looked-up text a near match must share before the public verifier reports it.
+    registry_min_evidence: int = DEFAULT_MIN_EVIDENCE_TOKENS
     # SHA-256 digests of the accepted API keys; the keys themselves are not kept.
     api_key_digests: frozenset[bytes] = field(default=frozenset(), repr=False)
     require_api_key: bool = True
-    verify_rate_per_minute: float = 30.0  # per client, for the public detect/verify endpoints
+    # Digests of the detection keys: per-token scores, a prompt context, the full text cap, a larger work budget.
+    # A generation key is a different scope and gets nothing here.
+    detect_api_key_digests: frozenset[bytes] = field(default=frozenset(), repr=False)
+    verify_rate_per_minute: float = 30.0  # requests a minute per anonymous client (address, IPv6 /64), detect/verify
     verify_burst: int = 10
+    # The work budget counts characters scored (text + prompt), not requests; each request costs at least the minimum.
+    verify_chars_per_minute: float = 60_000.0  # anonymous, per client
+    verify_burst_chars: int = 120_000
+    detect_key_chars_per_minute: float = 2_000_000.0  # per detection key
+    detect_key_burst_chars: int = 4_000_000
+    min_request_chars: int = 1_000
+    anonymous_max_text_chars: int = 50_000  # the most an anonymous request may have scored
+    max_prompt_chars: int = 4_000  # detection keys only: anonymous callers send no prompt context
+    public_token_scores: bool = False  # True: anonymous callers get per-token scores too (internal deployments)
     max_request_bytes: int = 5 * 1024 * 1024
     max_text_chars: int = 200_000
     max_new_tokens: int = 1024  # the most a request may ask for
@@ -48,6 +64,14 @@ class ServiceConfig:
     max_choices: int = 4
     alpha: float = 1e-3
     generation_timeout_s: float = 600.0
+    # Requests wait for the one model on the event loop, not in a worker thread; beyond this queue: 503.
+    max_queued_generations: int = 16
+    generation_queue_timeout_s: float = 120.0
+    # Detection and verification in this many worker processes (0: in the server's threads, as in tests and
+    # embedded use); a request running past the deadline is stopped, its worker replaced, and answered 503.
+    detect_workers: int = 0
+    detect_deadline_s: float = 30.0
+    max_queued_checks: int = 64
 
     def __post_init__(self) -> None:
         if self.profile not in VERIFY_PROFILES:
@@ -61,23 +85,40 @@ class ServiceConfig:
             raise ServiceConfigError("C2PA labels need signing credentials (--cert and --private-key)")
         if self.require_api_key and not self.api_key_digests:
             raise ServiceConfigError(f"no API key configured: set {API_KEYS_ENV}, pass --api-key-file, or --no-auth")
-        for name in ("max_request_bytes", "max_text_chars", "max_new_tokens", "default_max_tokens", "max_choices", "verify_burst"):
+        for name in ("max_request_bytes", "max_text_chars", "max_new_tokens", "default_max_tokens", "max_choices", "verify_burst",
+                     "verify_burst_chars", "detect_key_burst_chars", "min_request_chars", "anonymous_max_text_chars",
+                     "max_prompt_chars", "max_queued_generations", "max_queued_checks"):
             if getattr(self, name) < 1:
                 raise ServiceConfigError(f"{name} must be at least 1")
         if self.verify_rate_per_minute <= 0:
             raise ServiceConfigError("the verification rate must be positive")
+        for name in ("verify_chars_per_minute", "detect_key_chars_per_minute", "generation_queue_timeout_s", "detect_deadline_s"):
+            if not getattr(self, name) > 0:
+                raise ServiceConfigError(f"{name} must be positive")
+        if self.detect_workers < 0:
+            raise ServiceConfigError("detect_workers must be 0 (in-process) or more")
+        if self.detect_api_key_digests & self.api_key_digests:
+            raise ServiceConfigError("a key is both a generation and a detection key; give each scope its own keys")
 
     def accepts(self, api_key: str | None) -> bool:
-        """Constant-time check of a presented API key against every configured digest."""
-        if not api_key:
-            return False
-        presented = api_key_digest(api_key)
-        return any(secrets.compare_digest(presented, digest) for digest in self.api_key_digests)
+        """Constant-time check of a presented generation API key against every configured digest."""
+        return _matches(api_key, self.api_key_digests)
+
+    def accepts_detection(self, api_key: str | None) -> bool:
+        """Constant-time check of a presented detection API key."""
+        return _matches(api_key, self.detect_api_key_digests)
 
 
-def read_api_keys(path: Path | None) -> frozenset[bytes]:
-    """Digests of the keys in ``AIMARK_API_KEYS`` (comma-separated) and in ``path`` (one a line, # comments)."""
-    keys = [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
+def _matches(api_key: str | None, digests: frozenset[bytes]) -> bool:
+    if not api_key:
+        return False
+    presented = api_key_digest(api_key)
+    return any(secrets.compare_digest(presented, digest) for digest in digests)
+
+
+def read_api_keys(path: Path | None, env: str = API_KEYS_ENV) -> frozenset[bytes]:
+    """Digests of the keys in the ``env`` variable (comma-separated) and in ``path`` (one a line, # comments)."""
+    keys = [k.strip() for k in os.environ.get(env, "").split(",") if k.strip()]
     if path is not None:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aimark.provenance import new_content_id
 from aimark.service.errors import ApiError, error_body, logger
 from aimark.service.runtime import Issued, SamplingRequest, ServiceRuntime
+from aimark.service.scheduling import Gate, run_on
 from aimark.service.security import require_api_key
 
 router = APIRouter(prefix="/v1", tags=["generation"], dependencies=[Depends(require_api_key)])
@@ -95,6 +96,10 @@ class CompletionRequest(_SamplingFields):
 
 def _runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
+
+
+def _model_gate(request: Request) -> Gate:
+    return request.app.state.model_gate
 
 
 def _stops(stop: str | list[str] | None) -> list[str]:
@@ -176,7 +181,9 @@ def _check_prompt_length(runtime: ServiceRuntime, formatted: list[str]) -> int:
     return sum(runtime.count_tokens(p) for p in formatted)
 
 
-async def _complete(runtime: ServiceRuntime, formatted: list[str], sampling: SamplingRequest, stops: list[str]) -> list[Issued]:
+async def _complete(request: Request, formatted: list[str], sampling: SamplingRequest, stops: list[str]) -> list[Issued]:
+    runtime = _runtime(request)
+
     def work() -> list[Issued]:
         issued = []
         for generation in runtime.generate(formatted, sampling):
@@ -184,7 +191,8 @@ async def _complete(runtime: ServiceRuntime, formatted: list[str], sampling: Sam
             issued.append(runtime.issue(text, generation.num_tokens, "stop" if stopped else generation.finish_reason))
         return issued
 
-    return await anyio.to_thread.run_sync(work)
+    async with _model_gate(request).slot():
+        return await run_on(runtime.generation_executor, work)
 
 
 @router.get("/models", summary="The one model this service generates with")
@@ -204,8 +212,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     if body.stream:
         if body.n != 1:
             raise ApiError(400, "stream_n", "stream: true serves one choice (n = 1)", param="n")
-        return _stream_response(runtime, formatted, sampling, stops, prompt_tokens, chat=True, body=body)
-    issued = await _complete(runtime, [formatted] * body.n, sampling, stops)
+        return await _stream_response(request, formatted, sampling, stops, prompt_tokens, chat=True, body=body)
+    issued = await _complete(request, [formatted] * body.n, sampling, stops)
     choices = [{"index": i, "message": {"role": "assistant", "content": out.text}, "logprobs": None,
                 "finish_reason": out.finish_reason} for i, out in enumerate(issued)]
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
@@ -228,8 +236,8 @@ async def completions(body: CompletionRequest, request: Request):
     if body.stream:
         if len(formatted) != 1:
             raise ApiError(400, "stream_n", "stream: true serves one prompt and one choice", param="n")
-        return _stream_response(runtime, formatted[0], sampling, stops, prompt_tokens, chat=False, body=body)
-    issued = await _complete(runtime, formatted, sampling, stops)
+        return await _stream_response(request, formatted[0], sampling, stops, prompt_tokens, chat=False, body=body)
+    issued = await _complete(request, formatted, sampling, stops)
     choices = [{"index": i, "text": out.text, "logprobs": None, "finish_reason": out.finish_reason}
                for i, out in enumerate(issued)]
     return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
@@ -284,10 +292,14 @@ def _sse(document: dict) -> bytes:
     return f"data: {json.dumps(document, ensure_ascii=False)}\n\n".encode()
 
 
-def _stream_response(runtime: ServiceRuntime, formatted: str, sampling: SamplingRequest, stops: list[str],
-                     prompt_tokens: int, *, chat: bool, body: _SamplingFields) -> StreamingResponse:
+async def _stream_response(request: Request, formatted: str, sampling: SamplingRequest, stops: list[str],
+                           prompt_tokens: int, *, chat: bool, body: _SamplingFields) -> StreamingResponse:
+    """The stream holds the model for its whole life (its slot in the gate), but no thread between chunks:
+    each chunk is computed on the generation thread, which is idle while the client reads."""
     from aimark.engines.streaming import StreamOutcome
 
+    runtime = _runtime(request)
+    gate = _model_gate(request)
     content_id = new_content_id()
     outcome = StreamOutcome()
     response_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
@@ -311,7 +323,7 @@ def _stream_response(runtime: ServiceRuntime, formatted: str, sampling: Sampling
         try:
             if chat:
                 yield _sse(chunk(None, None, first=True))
-            while (piece := await anyio.to_thread.run_sync(next, pieces, done)) is not done:
+            while (piece := await run_on(runtime.generation_executor, next, pieces, done)) is not done:
                 text, finish_reason = piece
                 if text:
                     yield _sse(chunk(text, None))
@@ -327,23 +339,31 @@ def _stream_response(runtime: ServiceRuntime, formatted: str, sampling: Sampling
             yield _sse(error_body(500, "internal_error", "generation failed"))
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(pieces.close)
+                await run_on(runtime.generation_executor, pieces.close)
 
-    return _ClosingStreamingResponse(events(), media_type="text/event-stream",
+    await gate.acquire()  # before the response starts, so a full queue is a plain 503; released by the response
+    return _ClosingStreamingResponse(events(), release=gate.release, media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 class _ClosingStreamingResponse(StreamingResponse):
-    """Closes the event generator when the response ends, a client disconnect included.
+    """Closes the event generator when the response ends, a client disconnect included, then frees the model.
 
     Starlette stops iterating on a disconnect but leaves the generator suspended until garbage collection;
     closing it at once stops the model at its next step and frees it for the next request.
     """
 
+    def __init__(self, content, *, release, **kwargs):
+        super().__init__(content, **kwargs)
+        self._release = release
+
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.body_iterator.aclose()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self.body_iterator.aclose()
+            finally:
+                self._release()
 

@@ -1,8 +1,9 @@
 """What the running service holds: the model, the keys, the detector, the registry, and how it labels.
 
-One model answers every request, so generation is serialised by a lock (a second request waits; the
-model's own batching is used for a request's `n` choices). Detection and registry lookups run in
-parallel in the server's worker threads.
+One model answers every request, so generation is serialised: the service admits one request at a time
+(aimark.service.scheduling.Gate, waiting on the event loop) and runs it on the generation thread; the
+lock below keeps direct (embedded) callers of `generate` and `stream` in order too. The model's own
+batching is used for a request's `n` choices. Detection and registry lookups run in parallel.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aimark.labels import add_label_text, file_kind_for
 from aimark.provenance import GenerationInfo, new_content_id, sign_content
 from aimark.registry import IssuedRecord, Registry
 from aimark.service.config import ServiceConfig
+from aimark.service.scheduling import generation_executor
 
 # Generated text is plain text: the notice is a line of its own, the C2PA manifest an A.8 wrapper.
 _TEXT_KIND = file_kind_for("output.txt")
@@ -80,6 +82,7 @@ class ServiceRuntime:
         self.detector = Detector(self.keyring, loaded.tokenizer, alpha=config.alpha)
         self.registry = registry
         self.generation_lock = threading.Lock()
+        self.generation_executor = generation_executor()
         self.started_at = datetime.now(UTC)
 
     @classmethod
@@ -92,6 +95,8 @@ class ServiceRuntime:
         return cls(config, loaded, keys, registry)
 
     def close(self) -> None:
+        # A generation still running finishes its step and ends (its stream was closed with its response).
+        self.generation_executor.shutdown(wait=False, cancel_futures=True)
         self.registry.close()
 
     # --- labelling --------------------------------------------------------------------------------

@@ -1,12 +1,16 @@
-"""API keys for generation, per-client rate limits for verification, request size limits, safe logs and headers.
+"""API keys for generation and detection, per-client work limits for verification, size limits, safe logs and headers.
 
 An unlimited public detector is an oracle: an attacker could edit a text token by token and ask after
-each edit whether the watermark survives (stripping), or probe which tokens score high (forging). So the
-public endpoints are rate-limited per client; holders of an API key (the provider's own tools) are not.
+each edit whether the watermark survives (stripping), or probe which tokens score high (forging). So
+anonymous callers get the verdict and p-value only (no per-token scores, no prompt context), a smaller
+text cap, and budgets per client that count both requests and characters scored; a client is an IPv4
+address or an IPv6 /64 (one subscriber's prefix). Detection API keys, a scope of their own, get per-token
+scores and a larger budget per key; generation keys get nothing extra here.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -14,10 +18,11 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from fastapi import Request
 
-from aimark.service.config import ServiceConfig
+from aimark.service.config import ServiceConfig, api_key_digest
 from aimark.service.errors import ApiError, error_body
 
 logger = logging.getLogger("aimark.service")
@@ -56,7 +61,11 @@ def require_api_key(request: Request) -> None:
 
 
 class RateLimiter:
-    """A token bucket per client: `burst` requests at once, refilled at `per_minute`; bounded memory."""
+    """A token bucket per client: `burst` units at once, refilled at `per_minute`; bounded memory.
+
+    A unit is a request or a character scored, as the caller charges. A bucket may go into debt (work
+    charged after it was measured), and the client then waits until it is paid off.
+    """
 
     def __init__(self, per_minute: float, burst: int, *, max_clients: int = 100_000, clock=time.monotonic):
         self.rate = per_minute / 60.0
@@ -66,35 +75,98 @@ class RateLimiter:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def acquire(self, client: str) -> float:
-        """0 when the request may go ahead, else the seconds to wait before the next one will."""
+    def acquire(self, client: str, cost: float = 1.0) -> float:
+        """0 when `cost` units may be spent now (they are), else the seconds to wait before they may."""
+        return self._spend(client, cost, check=True)
+
+    def debit(self, client: str, cost: float) -> None:
+        """Charge work already done, into debt if need be."""
+        self._spend(client, cost, check=False)
+
+    def _spend(self, client: str, cost: float, *, check: bool) -> float:
         now = self.clock()
         with self._lock:
             tokens, last = self._buckets.pop(client, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
-            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
-            self._buckets[client] = (tokens - 1.0 if wait == 0.0 else tokens, now)
+            needed = min(cost, self.burst)  # a cost above the burst is admitted from a full bucket, then owed
+            wait = (needed - tokens) / self.rate if check and tokens < needed else 0.0
+            self._buckets[client] = (tokens - cost if wait == 0.0 else tokens, now)
             while len(self._buckets) > self.max_clients:
                 self._buckets.popitem(last=False)  # the least recently seen client
             return wait
 
 
+def client_group(host: str) -> str:
+    """The unit a limit applies to: an IPv4 address, or an IPv6 /64 (one subscriber gets a whole /64)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # "unknown", or a test client's name
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def client_id(request: Request) -> str:
-    """The client's address; behind a reverse proxy run uvicorn with --proxy-headers so this is the real one."""
-    return request.client.host if request.client else "unknown"
+    """The client's group; behind a reverse proxy run uvicorn with --proxy-headers so the address is the real one."""
+    return client_group(request.client.host if request.client else "unknown")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking the detector: a detection key holder or an anonymous client, and which budget they spend."""
+
+    detection_key: bool
+    bucket: str
+
+    def limiter(self, request: Request) -> RateLimiter:
+        state = request.app.state
+        return state.key_work_limiter if self.detection_key else state.work_limiter
+
+
+def verification_caller(request: Request) -> Caller:
+    config: ServiceConfig = request.app.state.config
+    api_key = presented_api_key(request)
+    if config.accepts_detection(api_key):
+        # Per key, not per address: the digest prefix names the key in memory without keeping it.
+        return Caller(True, "key:" + api_key_digest(api_key).hex()[:16])
+    return Caller(False, client_id(request))
+
+
+def _too_many(message: str, wait: float) -> ApiError:
+    return ApiError(429, "rate_limited", message, headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def rate_limit_verification(request: Request) -> None:
-    """FastAPI dependency of the public detect/verify routes."""
+    """FastAPI dependency of the public detect/verify routes: the request count, for anonymous callers."""
     config: ServiceConfig = request.app.state.config
-    api_key = presented_api_key(request)
-    if api_key is not None and config.accepts(api_key):
+    caller = verification_caller(request)
+    request.state.caller = caller
+    if caller.detection_key:
         return
-    wait = request.app.state.rate_limiter.acquire(client_id(request))
+    wait = request.app.state.rate_limiter.acquire(caller.bucket)
     if wait > 0:
-        raise ApiError(429, "rate_limited",
-                       f"too many verification requests; at most {config.verify_rate_per_minute:g} a minute per client",
-                       headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        raise _too_many(f"too many verification requests; at most {config.verify_rate_per_minute:g} a minute per client", wait)
+
+
+def charge_work(request: Request, characters: int) -> None:
+    """Spend a request's characters (text + prompt) from its caller's budget before the work starts."""
+    config: ServiceConfig = request.app.state.config
+    caller: Caller = request.state.caller
+    wait = caller.limiter(request).acquire(caller.bucket, max(characters, config.min_request_chars))
+    if wait > 0:
+        per_minute = config.detect_key_chars_per_minute if caller.detection_key else config.verify_chars_per_minute
+        raise _too_many(f"verification budget spent: {per_minute:g} characters a minute per "
+                        f"{'key' if caller.detection_key else 'client'}", wait)
+
+
+def debit_work(request: Request, characters: int) -> None:
+    """Charge work measured after it ran (text extracted from an uploaded file)."""
+    caller: Caller = request.state.caller
+    if characters > 0:
+        caller.limiter(request).debit(caller.bucket, characters)
 
 
 class _BodyTooLarge(Exception):

@@ -10,17 +10,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from aimark.service.errors import ApiError
 from aimark.service.runtime import ServiceRuntime
-from aimark.service.security import rate_limit_verification
+from aimark.service.security import Caller, charge_work, debit_work, rate_limit_verification
 
 router = APIRouter(prefix="/v1", tags=["verification"], dependencies=[Depends(rate_limit_verification)])
 
 _PROFILES = ("kr", "cn", "eu", "all")
+# Why an anonymous answer has no per-token scores: they show which tokens carry the key's signal.
+TOKENS_WITHHELD = "per-token scores need a detection API key: they show which tokens to rewrite to remove the watermark"
 _BODY_DOC = {
     "requestBody": {
         "required": True,
@@ -55,6 +56,14 @@ def _decode(content: bytes) -> str:
         raise ApiError(400, "invalid_utf8", f"the text is not valid UTF-8 (byte {err.start})") from None
 
 
+def _encodable(value: str, name: str) -> None:
+    """JSON may escape lone surrogates (\\ud800), which no UTF-8 text can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_text", f"{name}: contains an unpaired surrogate, not text", param=name) from None
+
+
 def _clean_filename(name: str | None) -> str | None:
     if not name:
         return None
@@ -80,9 +89,13 @@ async def read_submission(request: Request, filename: str | None) -> Submission:
             document = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise ApiError(400, "invalid_json", "the body is not valid UTF-8 JSON") from None
+        except RecursionError:
+            raise ApiError(400, "invalid_json", "the JSON body is nested too deeply") from None
         if not isinstance(document, dict) or not isinstance(document.get("text"), str):
             raise ApiError(400, "missing_text", "the JSON body needs a string field 'text'", param="text")
         fields = {k: v for k, v in document.items() if isinstance(v, str) and k != "text"}
+        for name, value in [("text", document["text"]), *fields.items()]:
+            _encodable(value, name)
         return Submission(document["text"].encode("utf-8"), _clean_filename(fields.get("filename")) or filename, fields, False)
     if media_type == "text/plain":
         _decode(body)
@@ -105,20 +118,37 @@ def _check_size(runtime: ServiceRuntime, submission: Submission) -> None:
         raise ApiError(413, "text_too_long", f"the text is longer than {runtime.config.max_text_chars} characters")
 
 
-def _text_of(runtime: ServiceRuntime, submission: Submission) -> str:
+def _text_cap(runtime: ServiceRuntime, caller: Caller) -> int:
+    config = runtime.config
+    return config.max_text_chars if caller.detection_key else min(config.anonymous_max_text_chars, config.max_text_chars)
+
+
+def _text_of(runtime: ServiceRuntime, submission: Submission, caller: Caller) -> str:
     text = _decode(submission.content)
-    if len(text) > runtime.config.max_text_chars:
-        raise ApiError(413, "text_too_long", f"the text is longer than {runtime.config.max_text_chars} characters")
+    cap = _text_cap(runtime, caller)
+    if len(text) > cap:
+        more = "" if caller.detection_key or cap == runtime.config.max_text_chars else \
+            f" for anonymous callers ({runtime.config.max_text_chars} with a detection API key)"
+        raise ApiError(413, "text_too_long", f"the text is longer than {cap} characters{more}")
     return text
 
 
-def _code_language(text: str, language: str | None, filename: str | None) -> str | None:
-    from aimark.schemes.code import UnsupportedLanguageError, detection_language
+def _prompt_of(runtime: ServiceRuntime, submission: Submission, caller: Caller) -> str | None:
+    """The prompt context: for detection keys only, and capped (it is tokenised and hashed like the text)."""
+    prompt = submission.fields.get("prompt")
+    if not prompt:
+        return None
+    if not caller.detection_key:
+        # A free context lets a caller re-score the same text under chosen contexts: one more probe per query.
+        raise ApiError(403, "prompt_needs_detection_key", "a prompt context needs a detection API key", param="prompt")
+    if len(prompt) > runtime.config.max_prompt_chars:
+        raise ApiError(413, "prompt_too_long", f"the prompt is longer than {runtime.config.max_prompt_chars} characters",
+                       param="prompt")
+    return prompt
 
-    try:
-        return detection_language(text, language=language, filename=filename)
-    except UnsupportedLanguageError as err:
-        raise ApiError(400, "invalid_language", str(err), param="language") from None
+
+def _may_see_tokens(runtime: ServiceRuntime, caller: Caller) -> bool:
+    return caller.detection_key or runtime.config.public_token_scores
 
 
 @router.post("/detect", summary="Watermark detection (the `aimark detect --json` document)", openapi_extra=_BODY_DOC)
@@ -129,36 +159,19 @@ async def detect(
                                                    "the filename's extension, else guessed from the text"),
     filename: str | None = Query(None, description="File name, whose extension picks the code gate (e.g. app.py)"),
 ):
-    from aimark.detect import DetectionInputError, TokenizerMismatchError
-
     runtime: ServiceRuntime = request.app.state.runtime
+    caller: Caller = request.state.caller
     submission = await read_submission(request, _clean_filename(filename))
     _check_size(runtime, submission)
-    text = _text_of(runtime, submission)
-    prompt = submission.fields.get("prompt")
-    gate = _code_language(text, submission.fields.get("language") or language, submission.filename)
-    try:
-        result = await anyio.to_thread.run_sync(
-            lambda: runtime.detector.detect(text, prompt=prompt, with_tokens=tokens, language=gate))
-    except (DetectionInputError, TokenizerMismatchError) as err:  # aimark's messages are safe to show
-        raise ApiError(400, "detection_input", " ".join(str(err).split())) from None
-    return result.to_dict(include_tokens=tokens)
-
-
-class _CapturingCheck:
-    """The watermark check verify() calls, keeping the per-token scores for the page's heat map."""
-
-    def __init__(self, runtime: ServiceRuntime, with_tokens: bool):
-        self.runtime, self.with_tokens = runtime, with_tokens
-        self.heatmap: dict[str, Any] | None = None
-
-    def __call__(self, text: str, filename: str | None = None) -> dict:
-        from aimark.verify.watermark import detect_file_text
-
-        result = detect_file_text(self.runtime.detector, text, filename, with_tokens=self.with_tokens)
-        if self.with_tokens:
-            self.heatmap = {"text": text, "tokens": result.to_dict(include_tokens=True)["tokens"]}
-        return result.to_dict()
+    text = _text_of(runtime, submission, caller)
+    prompt = _prompt_of(runtime, submission, caller)
+    shown = tokens and _may_see_tokens(runtime, caller)
+    charge_work(request, len(text) + len(prompt or ""))
+    document: dict[str, Any] = await request.app.state.checks.run(
+        "detect", text, prompt, shown, submission.fields.get("language") or language, submission.filename)
+    if tokens and not shown:
+        document["tokens_withheld"] = TOKENS_WITHHELD
+    return document
 
 
 @router.post("/verify", summary="Every layer, every jurisdiction (the `aimark verify --json` report)",
@@ -169,25 +182,25 @@ async def verify_content(
     filename: str | None = Query(None, description="File name, for the file kind (e.g. notes.md, app.py)"),
     tokens: bool = Query(False, description="Add `heatmap`: the scored text and per-token [start, end, score]"),
 ):
-    from aimark.verify import VERDICT_ERROR, verify
+    from aimark.verify import VERDICT_ERROR
 
     runtime: ServiceRuntime = request.app.state.runtime
+    caller: Caller = request.state.caller
     submission = await read_submission(request, _clean_filename(filename))
     _check_size(runtime, submission)
-    if not submission.is_upload:
-        _text_of(runtime, submission)
+    # Text is charged before the work; an uploaded file's extracted text once it is known.
+    charged = 0 if submission.is_upload else len(_text_of(runtime, submission, caller))
     chosen = submission.fields.get("profile") or profile or runtime.config.profile
     if chosen not in _PROFILES:
         raise ApiError(400, "invalid_profile", "profile must be kr, cn, eu or all", param="profile")
-    check = _CapturingCheck(runtime, tokens)
-
-    def run():
-        return verify(submission.content, submission.filename, chosen, trust_anchors=runtime.config.trust_anchors,
-                      watermark_check=check,
-                      registry_lookup=runtime.registry.lookup_dict)
-
-    report = (await anyio.to_thread.run_sync(run)).to_dict()
-    if tokens:
-        report["heatmap"] = check.heatmap
+    charge_work(request, charged)
+    shown = tokens and _may_see_tokens(runtime, caller)
+    report, heatmap, scored_chars = await request.app.state.checks.run(
+        "verify", submission.content, submission.filename, chosen, shown)
+    debit_work(request, scored_chars - max(charged, runtime.config.min_request_chars))
+    if shown:
+        report["heatmap"] = heatmap
+    elif tokens:
+        report["heatmap_withheld"] = TOKENS_WITHHELD
     # A file that cannot be read as its kind is the CLI's exit 2: the same report, as a 422.
     return JSONResponse(report, status_code=422 if report["verdict"] == VERDICT_ERROR else 200)

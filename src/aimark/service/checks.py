@@ -1,0 +1,151 @@
+"""Detection and verification for the HTTP routes: in worker processes under a deadline, or in-process.
+
+A thread cannot be stopped, and CPU-bound Python in one holds the GIL from every other request; a
+process can be killed. With `detect_workers` > 0 each check runs in a pool of spawned processes (never
+forked: the parent has torch's threads running), each of which builds the detector once from a
+picklable `CheckSetup`; a check past `detect_deadline_s` is killed, its worker replaced, and the client
+answered 503. With 0 workers (tests, embedded use) checks run in the server's threads, without a deadline.
+Either way at most a bounded number run or wait at once (scheduling.Gate), waiting on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from aimark.service.errors import ApiError
+from aimark.service.scheduling import Gate
+
+IN_PROCESS_CHECKS = 4  # concurrent in-process checks: leaves most of anyio's 40 threads to everything else
+
+
+class CheckInputError(ValueError):
+    """The detector refused the input; the message is aimark's own and safe to show."""
+
+    def __init__(self, code: str, message: str, param: str | None = None):
+        super().__init__(code, message, param)
+        self.code, self.message, self.param = code, message, param
+
+
+@dataclass(frozen=True)
+class CheckSetup:
+    """What a worker process needs to build the detector and open the registry (all picklable)."""
+
+    keys: tuple
+    tokenizer: Any
+    alpha: float
+    db_url: str
+    retention_days: int
+    trust_anchors: bytes | None
+
+
+class Checks:
+    """The work itself, the same in a worker and in-process; answers are plain dicts (they cross a pipe)."""
+
+    def __init__(self, detector, registry, trust_anchors: bytes | None):
+        self.detector, self.registry, self.trust_anchors = detector, registry, trust_anchors
+
+    @classmethod
+    def from_setup(cls, setup: CheckSetup) -> Checks:
+        from aimark.detect import Detector
+        from aimark.keys import Keyring
+        from aimark.registry import Registry
+
+        return cls(Detector(Keyring(list(setup.keys)), setup.tokenizer, alpha=setup.alpha),
+                   Registry(setup.db_url, retention_days=setup.retention_days), setup.trust_anchors)
+
+    def detect(self, text: str, prompt: str | None, with_tokens: bool, language: str | None,
+               filename: str | None) -> dict:
+        """`language`: the caller's code gate; None: from the filename's extension, else guessed from the text."""
+        from aimark.detect import DetectionInputError, TokenizerMismatchError
+        from aimark.schemes.code import UnsupportedLanguageError, detection_language
+
+        try:
+            gate = detection_language(text, language=language, filename=filename)
+        except UnsupportedLanguageError as err:
+            raise CheckInputError("invalid_language", str(err), "language") from None
+        try:
+            result = self.detector.detect(text, prompt=prompt, with_tokens=with_tokens, language=gate)
+        except (DetectionInputError, TokenizerMismatchError) as err:
+            raise CheckInputError("detection_input", " ".join(str(err).split())) from None
+        return result.to_dict(include_tokens=with_tokens)
+
+    def verify(self, content: bytes, filename: str | None, profile: str, with_tokens: bool) -> tuple[dict, dict | None, int]:
+        """(report, heat map or None, characters scored for the watermark)."""
+        from aimark.verify import verify
+        from aimark.verify.watermark import detect_file_text
+
+        seen: dict[str, Any] = {"chars": 0, "heatmap": None}
+
+        def check(text: str, filename: str | None = None) -> dict:
+            result = detect_file_text(self.detector, text, filename, with_tokens=with_tokens)
+            seen["chars"] += len(text)
+            if with_tokens:
+                seen["heatmap"] = {"text": text, "tokens": result.to_dict(include_tokens=True)["tokens"]}
+            return result.to_dict()
+
+        report = verify(content, filename, profile, trust_anchors=self.trust_anchors, watermark_check=check,
+                        registry_lookup=self.registry.lookup_dict)
+        return report.to_dict(), seen["heatmap"], seen["chars"]
+
+
+_worker_checks: Checks | None = None
+
+
+def _init_worker(setup: CheckSetup) -> None:
+    global _worker_checks
+    _worker_checks = Checks.from_setup(setup)
+
+
+def _in_worker(method: str, *args):
+    return getattr(_worker_checks, method)(*args)
+
+
+class CheckRunner:
+    def __init__(self, runtime):
+        config = runtime.config
+        self.deadline_s = config.detect_deadline_s
+        self.workers = config.detect_workers
+        self.gate = Gate(self.workers or IN_PROCESS_CHECKS, config.max_queued_checks, config.detect_deadline_s,
+                         what="the detector")
+        self._local = Checks(runtime.detector, runtime.registry, config.trust_anchors)
+        self._pool = None
+        if self.workers:
+            from pebble import ProcessPool
+
+            setup = CheckSetup(tuple(runtime.keyring), runtime.loaded.tokenizer, config.alpha, runtime.registry.url,
+                               config.retention_days, config.trust_anchors)
+            self._pool = ProcessPool(max_workers=self.workers, initializer=_init_worker, initargs=(setup,),
+                                     context=multiprocessing.get_context("spawn"))
+
+    async def run(self, method: str, *args):
+        try:
+            return await self._run(method, *args)
+        except CheckInputError as err:
+            raise ApiError(400, err.code, err.message, param=err.param) from None
+
+    async def _run(self, method: str, *args):
+        async with self.gate.slot():
+            if self._pool is None:
+                return await anyio.to_thread.run_sync(getattr(self._local, method), *args)
+            from pebble import ProcessExpired
+
+            # Cancelling the future (the client left) kills the worker too: no orphaned work.
+            future = self._pool.schedule(_in_worker, args=(method, *args), timeout=self.deadline_s)
+            try:
+                return await asyncio.wrap_future(future)
+            except TimeoutError:
+                raise ApiError(503, "deadline_exceeded", f"the check ran past its {self.deadline_s:g} s deadline and "
+                                                         "was stopped; send a shorter text") from None
+            except ProcessExpired:
+                raise ApiError(503, "worker_failed", "the check's worker process ended; try again",
+                               headers={"Retry-After": "1"}) from None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join(timeout=10)
