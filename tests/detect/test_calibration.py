@@ -1,9 +1,8 @@
 """p-values on unwatermarked text are valid: P(p <= alpha) <= alpha, within binomial error.
 
 Draws are (text, fresh key) pairs, one key per pair: texts share n-grams, so one key's p-values on different
-texts are dependent, and pooling them would test that dependence, not the null. Each text is tokenised once
-(tokens do not depend on the key); each pair is then scored with ``Detector.scored_units`` (the detector's own
-unit selection and dedup) and its exact tail, and a sample of pairs is checked against ``Detector.detect``.
+texts are dependent, and pooling them would test that dependence, not the null (tests/detect/calibration.py
+scores the pairs as the detector does).
 
 Each check fails a false-positive rate of 2 alpha at alpha = 1e-3 (the detector's default) with the power its
 test states (``rate_test_power``: the chance that the one-sided binomial check at 1e-4 rejects), and each claim
@@ -14,78 +13,23 @@ and from a detector without dedup.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from aimark.detect import Detector
-from aimark.detect.stats import log_p_values
 from aimark.engines import generate
-from aimark.schemes import scheme_for_key
-from aimark.schemes.base import BinomialNull, GammaNull
-from tests.helpers import assert_rate_at_most, rate_test_power, seeded_keys
+from tests.detect.calibration import (
+    MIN_POWER,
+    PAIRS,
+    NullDraws,
+    assert_valid,
+    null_draws,
+)
+from tests.helpers import rate_test_power
 
-ALPHAS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5)
 SCHEMES = ("synthid", "kgw", "gumbel")
-PAIRS = 50_000  # per scheme: rate_test_power(50_000, 1e-3) = 0.987 against a doubled rate at 1e-3
-MIN_POWER = 0.98
-
-
-@dataclass(frozen=True)
-class NullDraws:
-    """Unit totals and counts of (text, key) pairs under one scheme, and the null they should follow."""
-
-    null: BinomialNull | GammaNull
-    totals: np.ndarray
-    units: np.ndarray
-
-    def p_values(self, null=None) -> np.ndarray:
-        return np.exp(log_p_values(self.null if null is None else null, self.totals, self.units))
-
-    def normal_approximation_p_values(self) -> np.ndarray:
-        """What a z-test detector would report: the total standardised by the null's mean and variance."""
-        if isinstance(self.null, BinomialNull):
-            mean = self.null.trials_per_unit * self.null.success_probability
-            variance = mean * (1 - self.null.success_probability)
-        else:
-            mean = variance = 1.0
-        return stats.norm.sf((self.totals - self.units * mean) / np.sqrt(self.units * variance))
-
-
-def null_draws(tokenizer, texts, scheme_name: str, keys_per_text: int, label: str, *, check: int = 60) -> NullDraws:
-    keys = seeded_keys(f"calibration/{label}/{scheme_name}")
-    template = Detector(keys(scheme_name), tokenizer)
-    encoded = [template.encode(text)[:2] for text in texts]
-    totals, units, nulls, pairs = [], [], set(), []
-    for index, (ids, scored_from) in enumerate(encoded):
-        for _ in range(keys_per_text):
-            key = keys(scheme_name)
-            scheme = scheme_for_key(key, vocab_size=len(tokenizer))
-            _, values = template.scored_units(scheme, ids, scored_from)
-            totals.append(float(values.sum()))
-            units.append(len(values))
-            nulls.add(scheme.null)
-            pairs.append((index, key))
-    draws = NullDraws(nulls.pop(), np.asarray(totals), np.asarray(units))
-    assert not nulls, "every key of a scheme must have the same null"
-    # Vacuous-pass guard: every pair scored something, so the sample is as large as stated.
-    assert len(draws.units) == keys_per_text * len(texts) and draws.units.min() > 0, f"{scheme_name}: texts with nothing to score"
-    p = draws.p_values()
-    for pair in range(0, len(pairs), max(1, len(pairs) // check)):
-        index, key = pairs[pair]
-        result = Detector(key, tokenizer).detect(texts[index], with_tokens=False)
-        assert result.num_scored_tokens == draws.units[pair]
-        assert math.isclose(result.p_value, p[pair], rel_tol=1e-9, abs_tol=1e-300), "the scoring path must be the detector's"
-    return draws
-
-
-def _assert_valid(p_values, label: str) -> None:
-    p = np.asarray(p_values)
-    for alpha in ALPHAS:
-        assert_rate_at_most(int((p <= alpha).sum()), len(p), alpha, label)
-
 
 def _chunks(passages: list[str], words: int = 40) -> list[str]:
     """Human passages cut into ~40-word texts (~60 tokens): short, where approximations fail first."""
@@ -109,7 +53,7 @@ def test_human_text_p_values_are_valid(human_draws, scheme):
     """~50,000 (text, key) pairs per scheme: power 0.987 against a doubled false-positive rate at 1e-3, ~1 at 1e-2.."""
     draws = human_draws[scheme]
     assert len(draws.units) >= PAIRS and rate_test_power(len(draws.units), 1e-3) >= MIN_POWER
-    _assert_valid(draws.p_values(), f"{scheme} on human text")
+    assert_valid(draws.p_values(), f"{scheme} on human text")
 
 
 @pytest.mark.parametrize("scheme", ["kgw", "gumbel"])
@@ -117,7 +61,7 @@ def test_control_a_normal_approximation_fails_the_validity_check(human_draws, sc
     """The z-test on the same totals: on ~60-token texts its right tail is too light (KGW's count and Gumbel's
     Gamma total are skewed), so its rate at 1e-3 is 2-3x nominal and the check above rejects it."""
     with pytest.raises(AssertionError, match="at or below 0.001"):
-        _assert_valid(human_draws[scheme].normal_approximation_p_values(), f"{scheme} z-test")
+        assert_valid(human_draws[scheme].normal_approximation_p_values(), f"{scheme} z-test")
 
 
 @pytest.mark.parametrize("scheme", ["synthid", "kgw"])
@@ -127,7 +71,7 @@ def test_control_a_mis_specified_q_fails_the_validity_check(human_draws, scheme)
     draws = human_draws[scheme]
     wrong = replace(draws.null, success_probability=draws.null.success_probability - 0.02)
     with pytest.raises(AssertionError, match="at or below 0.001"):
-        _assert_valid(draws.p_values(wrong), f"{scheme} with q - 0.02")
+        assert_valid(draws.p_values(wrong), f"{scheme} with q - 0.02")
 
 
 def test_gumbel_p_values_are_uniform_on_human_text(human_draws):
@@ -158,7 +102,7 @@ def test_repetitive_text_does_not_produce_false_positives(repetitive_draws, sche
     without dedup is below."""
     draws = repetitive_draws[scheme]
     assert rate_test_power(len(draws.units), 1e-3) >= MIN_POWER
-    _assert_valid(draws.p_values(), f"{scheme} on repetitive text")
+    assert_valid(draws.p_values(), f"{scheme} on repetitive text")
 
 
 def test_the_validity_check_has_teeth_without_dedup(tiny, monkeypatch):
@@ -168,7 +112,7 @@ def test_the_validity_check_has_teeth_without_dedup(tiny, monkeypatch):
     monkeypatch.setattr(detector_module, "first_occurrences", lambda values: np.ones(len(values), dtype=bool))
     draws = null_draws(tiny.tokenizer, REPETITIVE[:1], "kgw", 300, "no-dedup", check=3)
     with pytest.raises(AssertionError):
-        _assert_valid(draws.p_values(), "kgw without dedup")
+        assert_valid(draws.p_values(), "kgw without dedup")
 
 
 @pytest.fixture(scope="module")
@@ -185,4 +129,4 @@ def test_p_values_are_valid_on_model_samples(tiny, model_samples, scheme):
     power 0.987 against a doubled rate at 1e-3."""
     draws = null_draws(tiny.tokenizer, model_samples, scheme, math.ceil(PAIRS / len(model_samples)), "model-samples")
     assert rate_test_power(len(draws.units), 1e-3) >= MIN_POWER
-    _assert_valid(draws.p_values(), f"{scheme} on model samples")
+    assert_valid(draws.p_values(), f"{scheme} on model samples")
