@@ -158,3 +158,41 @@ def test_deeply_nested_json_is_a_400(client, route):
 def test_a_lone_surrogate_in_a_json_text_is_a_400(client):
     response = client.post("/v1/verify", content=b'{"text": "abc \\ud800 def"}', headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_text"
+
+
+SLOW = ("The committee met on Tuesday to review the budget. " * 40_000)  # ~2M characters, far past the usual cap
+
+
+@pytest.mark.timeout(300)
+def test_a_check_past_its_deadline_is_stopped_and_its_worker_replaced(app_factory):
+    app = app_factory(detect_workers=1, detect_deadline_s=2, max_text_chars=len(SLOW), max_request_bytes=16 << 20)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=120) as client:
+        assert client.post("/v1/verify", json={"text": HUMAN}).status_code == 200  # the worker is up
+        stopped = client.post("/v1/detect", json={"text": SLOW}, headers=DETECTION)
+        assert stopped.status_code == 503 and stopped.json()["error"]["code"] == "deadline_exceeded"
+        again = client.post("/v1/verify", json={"text": HUMAN})  # answered by the replacement worker
+        assert again.status_code == 200 and again.json()["layers"]["watermark"]["result"]["watermarked"] is False
+
+
+@pytest.mark.timeout(300)
+def test_an_ordinary_check_is_answered_while_a_heavy_one_runs(app_factory):
+    app = app_factory(detect_workers=2, detect_deadline_s=240, max_text_chars=len(SLOW), max_request_bytes=16 << 20)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=240) as client:
+        assert client.post("/v1/verify", json={"text": HUMAN}).status_code == 200
+        finished: list[str] = []
+        heavy_started = threading.Event()
+
+        def heavy():
+            heavy_started.set()
+            response = httpx.post(f"{server.url}/v1/detect", json={"text": SLOW}, headers=DETECTION, timeout=240)
+            finished.append(f"heavy {response.status_code}")
+
+        runner = threading.Thread(target=heavy)
+        runner.start()
+        heavy_started.wait()
+        while app.state.checks.gate._holders == 0:  # the heavy check holds a worker
+            threading.Event().wait(0.01)
+        ordinary = client.post("/v1/verify", json={"text": HUMAN})
+        finished.append(f"ordinary {ordinary.status_code}")
+        runner.join()
+    assert finished == ["ordinary 200", "heavy 200"]

@@ -42,6 +42,12 @@ def _api_key_digests(api_key_file: Optional[Path], no_auth: bool) -> frozenset[b
     return read_api_keys(default_file)
 
 
+def _detect_api_key_digests(path: Optional[Path]) -> frozenset[bytes]:
+    from aimark.service.config import DETECT_API_KEYS_ENV, read_api_keys
+
+    return read_api_keys(path, DETECT_API_KEYS_ENV)
+
+
 def _install_log_redaction() -> None:
     from aimark.service.security import RedactSecrets
 
@@ -71,6 +77,9 @@ def serve(
     max_request_bytes: Annotated[int, typer.Option(min=1024)] = 5 * 1024 * 1024,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="The most tokens one request may ask for.")] = 1024,
     alpha: Annotated[float, typer.Option(min=1e-300, max=0.5, help="Detection significance level.")] = 1e-3,
+    detect_api_key_file: Annotated[Optional[Path], typer.Option(help="File of detection API keys, one a line (also: AIMARK_DETECT_API_KEYS): per-token scores, a prompt context and larger limits on /v1/detect and /v1/verify. Generation keys do not grant these.")] = None,
+    detect_workers: Annotated[int, typer.Option(min=0, help="Worker processes for detection and verification, each stopped at --detect-deadline (0: in the server's threads, no deadline).")] = 2,
+    detect_deadline: Annotated[float, typer.Option(min=0.1, help="Seconds a detection or verification may run before it is stopped (503).")] = 30.0,
     proxy_headers: Annotated[bool, typer.Option(help="Trust X-Forwarded-For from --forwarded-allow-ips (behind a reverse proxy).")] = False,
     forwarded_allow_ips: Annotated[str, typer.Option(help="Proxy addresses whose X-Forwarded-For is trusted.")] = "127.0.0.1",
 ) -> None:
@@ -89,7 +98,8 @@ def serve(
             trust_anchors=anchors, db_url=db_url, retention_days=retention_days,
             api_key_digests=_api_key_digests(api_key_file, no_auth), require_api_key=not no_auth,
             verify_rate_per_minute=verify_rate, verify_burst=verify_burst, max_request_bytes=max_request_bytes,
-            max_new_tokens=max_new_tokens, alpha=alpha,
+            max_new_tokens=max_new_tokens, alpha=alpha, detect_workers=detect_workers, detect_deadline_s=detect_deadline,
+            detect_api_key_digests=_detect_api_key_digests(detect_api_key_file),
         )
     except ServiceConfigError as err:
         fail(str(err))

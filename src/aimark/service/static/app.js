@@ -1,4 +1,5 @@
-// The verification page: posts the text or file to /v1/verify?tokens=true and renders the report.
+// The verification page: posts the text or file to /v1/verify?tokens=true and renders the report
+// (with the per-token heat map only where the service sends one: not to anonymous visitors by default).
 // No framework and no CDN: the page works offline and under a script-src 'self' policy.
 "use strict";
 
@@ -17,6 +18,7 @@ const STRINGS = {
     notices: "Visible notices", noNotice: "No AI notice found", metadata: "Metadata", c2pa: "C2PA manifest", aigc: "AIGC label (GB 45438)",
     c2paValid: "valid", c2paInvalid: "present but does not verify", absent: "none",
     heatmap: "Scored tokens", legendLow: "low score", legendHigh: "high score (watermark evidence)", noTokens: "No tokens were scored.",
+    tokensWithheld: "Per-token scores are not shown to anonymous visitors: they would show which words to change to remove the watermark. The verdict and p-value above are complete.",
     checklist: "Checklist per jurisdiction", requirement: "Requirement", status: "Status", clause: "Clause", detail: "Detail", optional: "optional",
     status_satisfied: "satisfied", status_missing: "missing", status_violated: "violated", status_not_applicable: "not applicable", status_not_checked: "not checked",
     empty: "Paste some text or choose a file first.", rateLimited: "Too many checks from your address; try again in {s} s.",
@@ -36,6 +38,7 @@ const STRINGS = {
     notices: "표시 문구", noNotice: "AI 표시 문구 없음", metadata: "메타데이터", c2pa: "C2PA 매니페스트", aigc: "AIGC 라벨 (GB 45438)",
     c2paValid: "유효", c2paInvalid: "있으나 검증 실패", absent: "없음",
     heatmap: "토큰별 점수", legendLow: "낮은 점수", legendHigh: "높은 점수 (워터마크 증거)", noTokens: "평가된 토큰이 없습니다.",
+    tokensWithheld: "익명 방문자에게는 토큰별 점수를 보여 주지 않습니다. 워터마크를 지우려면 어떤 단어를 바꿔야 하는지 드러나기 때문입니다. 위의 판정과 p-값은 그대로 유효합니다.",
     checklist: "관할별 점검표", requirement: "요건", status: "상태", clause: "조항", detail: "세부 내용", optional: "선택",
     status_satisfied: "충족", status_missing: "누락", status_violated: "위반", status_not_applicable: "해당 없음", status_not_checked: "미확인",
     empty: "먼저 텍스트를 붙여넣거나 파일을 선택하세요.", rateLimited: "확인 요청이 너무 많습니다. {s}초 후에 다시 시도하세요.",
@@ -55,6 +58,7 @@ const STRINGS = {
     notices: "表示文", noNotice: "AI表示は見つかりません", metadata: "メタデータ", c2pa: "C2PAマニフェスト", aigc: "AIGCラベル（GB 45438）",
     c2paValid: "有効", c2paInvalid: "あるが検証に失敗", absent: "なし",
     heatmap: "トークンごとのスコア", legendLow: "低スコア", legendHigh: "高スコア（透かしの証拠）", noTokens: "評価されたトークンはありません。",
+    tokensWithheld: "匿名の利用者にはトークンごとのスコアを表示しません。透かしを消すために変えるべき語が分かってしまうためです。上の判定とp値はそのまま有効です。",
     checklist: "法域別チェックリスト", requirement: "要件", status: "状態", clause: "条項", detail: "詳細", optional: "任意",
     status_satisfied: "充足", status_missing: "欠落", status_violated: "違反", status_not_applicable: "対象外", status_not_checked: "未確認",
     empty: "先にテキストを貼り付けるかファイルを選んでください。", rateLimited: "確認が多すぎます。{s}秒後にもう一度お試しください。",
@@ -74,6 +78,7 @@ const STRINGS = {
     notices: "显式标识", noNotice: "未发现AI标识", metadata: "元数据", c2pa: "C2PA 清单", aigc: "AIGC 隐式标识（GB 45438）",
     c2paValid: "有效", c2paInvalid: "存在但验证失败", absent: "无",
     heatmap: "词元评分", legendLow: "低分", legendHigh: "高分（水印证据）", noTokens: "没有评分的词元。",
+    tokensWithheld: "不向匿名访问者显示逐词元评分：这些评分会暴露修改哪些词即可去除水印。上面的判定和p值不受影响。",
     checklist: "各辖区核对清单", requirement: "要求", status: "状态", clause: "条款", detail: "详情", optional: "可选",
     status_satisfied: "满足", status_missing: "缺失", status_violated: "违反", status_not_applicable: "不适用", status_not_checked: "未检查",
     empty: "请先粘贴文本或选择文件。", rateLimited: "核验请求过多，请在 {s} 秒后重试。",
@@ -180,7 +185,7 @@ function render(report) {
   renderRegistry(report.layers.registry);
   renderNotices(report.layers.notice);
   renderMetadata(report.layers);
-  renderHeatmap(report.heatmap);
+  renderHeatmap(report.heatmap, report.heatmap_withheld);
   renderChecklist(report.profiles);
 }
 
@@ -241,9 +246,16 @@ function renderMetadata(layers) {
   }
 }
 
-function renderHeatmap(heatmap) {
+function renderHeatmap(heatmap, withheld) {
   const box = document.getElementById("heatmap");
   box.replaceChildren();
+  // The service leaves the scores out for anonymous callers (they are an oracle for removing the watermark).
+  if (!heatmap && withheld) {
+    const note = el("p", "muted", t("tokensWithheld"));
+    note.id = "heatmap-withheld";
+    box.append(note);
+    return;
+  }
   if (!heatmap || !heatmap.tokens || !heatmap.tokens.some((token) => token[2] !== null)) {
     box.append(el("p", "muted", t("noTokens")));
     if (heatmap && heatmap.text) box.append(el("span", "", heatmap.text));
