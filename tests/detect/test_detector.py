@@ -9,7 +9,7 @@ import pytest
 from aimark.detect import DetectionInputError, Detector, TokenizerMismatchError
 from aimark.detect.stats import log_p_value
 from aimark.engines import generate
-from aimark.keys import Keyring, TokenizerBinding, generate_key
+from aimark.keys import Keyring, TokenizerBinding
 from aimark.schemes import BinomialNull, GammaNull
 from tests.helpers import fixed_key
 
@@ -21,9 +21,9 @@ def marked(tiny):
     return key, [o.text for o in outputs]
 
 
-def test_watermarked_text_detected_and_other_key_not(tiny, marked):
+def test_watermarked_text_detected_and_other_key_not(tiny, marked, keys):
     key, texts = marked
-    other = generate_key("synthid")
+    other = keys("synthid")
     for text in texts:
         assert Detector(key, tiny.tokenizer).detect(text).watermarked
         assert Detector(other, tiny.tokenizer).detect(text).p_value > 1e-3
@@ -42,9 +42,9 @@ def test_result_fields_and_json_shape(tiny, marked):
     assert all(0 <= t.start <= t.end <= len(texts[0]) for t in result.tokens)
 
 
-def test_keyring_reports_matching_key_with_bonferroni(tiny, marked):
+def test_keyring_reports_matching_key_with_bonferroni(tiny, marked, keys):
     key, texts = marked
-    ring = Keyring([generate_key("kgw"), key, generate_key("gumbel")])
+    ring = Keyring([keys("kgw"), key, keys("gumbel")])
     single = Detector(key, tiny.tokenizer).detect(texts[0])
     result = Detector(ring, tiny.tokenizer).detect(texts[0])
     assert result.key_id == key.key_id and result.keys_tried == 3
@@ -62,18 +62,18 @@ def test_prompt_is_context_not_scored(tiny, marked):
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t"])
-def test_empty_text_is_an_error(tiny, text):
+def test_empty_text_is_an_error(tiny, text, keys):
     with pytest.raises(DetectionInputError, match="empty"):
-        Detector(generate_key("kgw"), tiny.tokenizer).detect(text)
+        Detector(keys("kgw"), tiny.tokenizer).detect(text)
 
 
-def test_text_shorter_than_context_is_an_error(tiny):
+def test_text_shorter_than_context_is_an_error(tiny, keys):
     with pytest.raises(DetectionInputError, match="nothing to score"):
-        Detector(generate_key("synthid"), tiny.tokenizer).detect("Hi")
+        Detector(keys("synthid"), tiny.tokenizer).detect("Hi")
 
 
-def test_tokenizer_mismatch_is_an_error(tiny):
-    key = generate_key("synthid", tokenizer=TokenizerBinding("other", 10, "0" * 64))
+def test_tokenizer_mismatch_is_an_error(tiny, keys):
+    key = keys("synthid", tokenizer=TokenizerBinding("other", 10, "0" * 64))
     with pytest.raises(TokenizerMismatchError):
         Detector(key, tiny.tokenizer)
 
@@ -88,9 +88,9 @@ def test_detect_many_streams_in_order_and_reports_bad_items(tiny, marked):
     assert results[0].p_value == results[4].p_value == detector.detect(texts[0]).p_value
 
 
-def test_schemes_are_picklable(tiny):
+def test_schemes_are_picklable(tiny, keys):
     for scheme in ("synthid", "kgw", "gumbel"):
-        detector = Detector(generate_key(scheme), tiny.tokenizer)
+        detector = Detector(keys(scheme), tiny.tokenizer)
         clone = pickle.loads(pickle.dumps(detector.schemes[0]))
         ids = np.arange(3, 60)
         np.testing.assert_array_equal(clone.score(ids).values, detector.schemes[0].score(ids).values)

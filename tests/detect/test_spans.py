@@ -6,15 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from scipy import stats
 from typer.testing import CliRunner
 
 from aimark.cli import app
 from aimark.detect import DetectionInputError, Detector, detect_spans
 from aimark.detect.spans import window_grid
 from aimark.engines import generate
-from aimark.keys import generate_key
-from tests.helpers import fixed_key
+from tests.helpers import assert_rate_at_most, fixed_key, rate_test_power
 
 FWER_ALPHA = 0.05
 
@@ -32,12 +30,6 @@ def _documents(passages: list[str], length: int, count: int) -> list[str]:
     return documents
 
 
-def _assert_rate_at_most(hits: int, trials: int, alpha: float, label: str) -> None:
-    # One-sided binomial test at 1e-4: fail only when the hits are implausibly many for rate alpha.
-    tail = stats.binom.sf(hits - 1, trials, alpha)
-    assert tail > 1e-4, f"{label}: {hits}/{trials} (expected <= {alpha * trials:.1f})"
-
-
 def test_window_grid_covers_every_unit_and_the_whole_document():
     starts, widths = window_grid(1000, min_width=32)
     assert set(np.unique(widths)) == {32, 64, 128, 256, 512, 1000}
@@ -51,20 +43,25 @@ def test_window_grid_covers_every_unit_and_the_whole_document():
 
 
 @pytest.mark.parametrize("scheme", ["synthid", "kgw", "gumbel"])
-def test_family_wise_error_on_human_text_is_at_most_alpha(tiny, human_passages, scheme):
-    """P(any span reported) <= alpha over fresh keys; without the correction the same scan fails this."""
+def test_family_wise_error_on_human_text_is_at_most_alpha(tiny, human_passages, keys, scheme):
+    """P(any span reported) <= alpha over seeded keys; without the correction the same scan fails this.
+
+    240 scans at alpha = 0.05: the rate check's power is 0.29 against a doubled family-wise rate and 0.96
+    against three times it (rate_test_power); the uncorrected scan (min window p <= alpha) is the control.
+    """
     documents = _documents(human_passages, 1000, 60)
     assert len(documents) == 60
     any_span, uncorrected_hits, trials = 0, 0, 0
     for _ in range(4):
         for document in documents:
-            result = detect_spans(Detector(generate_key(scheme), tiny.tokenizer), document, alpha=FWER_ALPHA)
+            result = detect_spans(Detector(keys(scheme), tiny.tokenizer), document, alpha=FWER_ALPHA)
             trials += 1
             any_span += bool(result.spans)
             assert bool(result.spans) == result.watermarked
             assert result.min_window_p_value <= result.p_value
             uncorrected_hits += result.min_window_p_value <= FWER_ALPHA
-    _assert_rate_at_most(any_span, trials, FWER_ALPHA, f"{scheme} spans on human text")
+    assert rate_test_power(trials, FWER_ALPHA, 3.0) > 0.95
+    assert_rate_at_most(any_span, trials, FWER_ALPHA, f"{scheme} spans on human text")
     # Negative control: the uncorrected scan must exceed alpha, so this test can see a missing correction.
     assert uncorrected_hits / trials > 2 * FWER_ALPHA, f"{scheme}: uncorrected scan hit only {uncorrected_hits}/{trials}"
 
@@ -88,7 +85,7 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
     return inter / (max(a[1], b[1]) - min(a[0], b[0]))
 
 
-def test_planted_span_is_found_with_good_overlap(tiny, planted):
+def test_planted_span_is_found_with_good_overlap(tiny, planted, keys):
     key, documents = planted
     detector = Detector(key, tiny.tokenizer)
     for document, truth in documents:
@@ -98,7 +95,7 @@ def test_planted_span_is_found_with_good_overlap(tiny, planted):
         assert _overlap((best.start, best.end), truth) >= 0.6, (best, truth)
         assert best.p_value <= 1e-3 and best.first_token < best.end_token
         # Another key sees nothing in the same document.
-        assert detect_spans(Detector(generate_key("synthid"), tiny.tokenizer), document).spans == ()
+        assert detect_spans(Detector(keys("synthid"), tiny.tokenizer), document).spans == ()
 
 
 def test_span_scan_beats_whole_document_test_on_a_diluted_span(tiny, planted, human_passages):
@@ -129,11 +126,11 @@ def test_json_shape_and_prompt_offsets(tiny, planted):
     assert shape["num_tokens"] == Detector(key, tiny.tokenizer).detect(document, with_tokens=False).num_tokens
 
 
-def test_keyring_pays_for_every_key(tiny, planted):
+def test_keyring_pays_for_every_key(tiny, planted, keys):
     key, documents = planted
     document, _ = documents[0]
     single = detect_spans(Detector(key, tiny.tokenizer), document)
-    ring = detect_spans(Detector([generate_key("synthid"), key], tiny.tokenizer), document)
+    ring = detect_spans(Detector([keys("synthid"), key], tiny.tokenizer), document)
     assert ring.key_id == key.key_id and ring.keys_tried == 2
     assert ring.windows_scanned == 2 * single.windows_scanned
     assert ring.log10_p_value == pytest.approx(single.log10_p_value + np.log10(2), abs=1e-9)

@@ -8,13 +8,13 @@ import torch
 from scipy import stats
 
 from aimark.engines.sampling import CandidateSampler, sampling_processors
-from aimark.keys import generate_key
 from aimark.schemes import scheme_for_key
 from aimark.schemes.processor import WatermarkLogitsProcessor, top_candidates
+from tests.helpers import fixed_key, seeded_rng, seeded_torch
 
 
 def _draws(sampler: CandidateSampler, scores: torch.Tensor, n: int) -> np.ndarray:
-    torch.manual_seed(0)
+    torch.manual_seed(int(seeded_rng("sampling-draws").integers(0, 2**62)))
     rows = scores.expand(n, -1).clone()
     out = sampler(torch.zeros((n, 1), dtype=torch.long), rows)
     finite = torch.isfinite(out)
@@ -23,7 +23,7 @@ def _draws(sampler: CandidateSampler, scores: torch.Tensor, n: int) -> np.ndarra
 
 
 def test_draws_follow_the_tempered_top_k_distribution():
-    scores = torch.randn(1, 1000)
+    scores = torch.randn(1, 1000, generator=seeded_torch("sampling-top-k"))
     sampler = CandidateSampler(top_k=20, temperature=0.7)
     drawn = _draws(sampler, scores, 20_000)
     top_values, top_ids = torch.topk(scores[0] / 0.7, 20)
@@ -31,6 +31,13 @@ def test_draws_follow_the_tempered_top_k_distribution():
     assert set(drawn) <= set(top_ids.tolist())
     observed = np.array([(drawn == t).sum() for t in top_ids.tolist()])
     assert stats.chisquare(observed, expected * len(drawn)).pvalue > 1e-3
+    # Power and control: a sampler off by 0.1 in temperature shifts the expected counts enough that the
+    # chi-square test at 1e-3 over 20,000 draws rejects it with power >= 0.99 (noncentral chi-square, 19 dof);
+    # the observed counts must reject that alternative too.
+    wrong = torch.softmax(torch.topk(scores[0] / 0.8, 20).values.double(), dim=0).numpy()
+    noncentrality = len(drawn) * float(((wrong - expected) ** 2 / expected).sum())
+    assert stats.ncx2.sf(stats.chi2.isf(1e-3, 19), 19, noncentrality) >= 0.99
+    assert stats.chisquare(observed, wrong * len(drawn)).pvalue < 1e-3
 
 
 def test_top_p_drops_the_tail_but_keeps_the_crossing_token():
@@ -46,7 +53,7 @@ def test_top_candidates_renormalises_after_top_p():
 
 
 def test_same_seed_same_draws():
-    scores = torch.randn(4, 500)
+    scores = torch.randn(4, 500, generator=seeded_torch("sampling-same-seed"))
     a = CandidateSampler(top_k=50)
     torch.manual_seed(3)
     first = a(torch.zeros((4, 1), dtype=torch.long), scores.clone())
@@ -61,7 +68,7 @@ def test_rejects_bad_settings(bad):
 
 
 def test_watermark_comes_before_the_draw():
-    processors = sampling_processors(scheme_for_key(generate_key("synthid")), top_k=10, temperature=0.9, top_p=0.95, pad_token_id=0)
+    processors = sampling_processors(scheme_for_key(fixed_key("synthid")), top_k=10, temperature=0.9, top_p=0.95, pad_token_id=0)
     assert isinstance(processors[0], WatermarkLogitsProcessor) and isinstance(processors[-1], CandidateSampler)
     assert [type(p) for p in sampling_processors(None, top_k=10, temperature=0.9, top_p=0.95, pad_token_id=0)] == [CandidateSampler]
 

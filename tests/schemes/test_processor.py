@@ -7,23 +7,22 @@ import pytest
 import torch
 from scipy import stats
 
-from aimark.keys import generate_key
 from aimark.schemes import scheme_for_key
 from aimark.schemes.processor import WatermarkLogitsProcessor
-from tests.helpers import fixed_key
+from tests.helpers import fixed_key, seeded_keys, seeded_rng, seeded_torch
 
 PROBS = np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
 
 
-def _draws(scheme_name: str, keys: int = 3000) -> np.ndarray:
-    """Sampled candidate index per random key, for one fixed next-token distribution."""
-    rng = np.random.default_rng(0)
+def _draws(scheme_name: str, keys: int = 6000) -> np.ndarray:
+    """Sampled candidate index per seeded key, for one fixed next-token distribution."""
+    rng, key_stream = seeded_rng(f"processor-draws/{scheme_name}"), seeded_keys(f"processor-draws/{scheme_name}")
     counts = np.zeros(len(PROBS))
     log_probs = np.log(PROBS)[None, :]
     candidates = np.arange(10, 10 + len(PROBS))[None, :]
     windows = np.array([[1, 2, 3, 4]])
     for _ in range(keys):
-        scheme = scheme_for_key(generate_key(scheme_name))
+        scheme = scheme_for_key(key_stream(scheme_name))
         weights = scheme.reweight(log_probs, candidates, windows, scheme.context_keys(windows))[0]
         p = np.exp(weights - weights.max())
         p /= p.sum()
@@ -33,14 +32,22 @@ def _draws(scheme_name: str, keys: int = 3000) -> np.ndarray:
 
 @pytest.mark.parametrize("scheme_name", ["synthid", "gumbel"])
 def test_unbiased_schemes_preserve_the_distribution_over_keys(scheme_name):
-    # SynthID tournament and Gumbel sampling are non-distortionary: averaged over
-    # keys, the sampled token follows the model's distribution.
+    """SynthID's tournament and Gumbel sampling are non-distortionary: averaged over keys, the sampled token
+    follows the model's distribution. The chi-square test at 1e-3 over 6,000 keys (noncentral chi-square, 5 dof)
+    rejects a shift of 0.015 of the mass from the top token to the last with power 0.97, 0.02 with ~1.0,
+    and KGW at its default bias (delta 2) with power ~1.0: the control below."""
     counts = _draws(scheme_name)
     assert stats.chisquare(counts, PROBS * counts.sum()).pvalue > 1e-3
 
 
+def test_control_kgw_fails_the_unbiasedness_check():
+    # KGW adds delta to green logits, so over keys the draw flattens toward the green share: the check must see it.
+    counts = _draws("kgw")
+    assert stats.chisquare(counts, PROBS * counts.sum()).pvalue < 1e-3
+
+
 def test_kgw_only_reweights_candidates():
-    scheme = scheme_for_key(generate_key("kgw"))
+    scheme = scheme_for_key(fixed_key("kgw"))
     log_probs = np.log(PROBS)[None, :]
     candidates = np.arange(10, 10 + len(PROBS))[None, :]
     windows = np.array([[1, 2, 3, 4]])
@@ -50,10 +57,11 @@ def test_kgw_only_reweights_candidates():
 
 
 def test_processor_restricts_to_top_k_and_keeps_shape():
-    scheme = scheme_for_key(generate_key("synthid"))
+    scheme = scheme_for_key(fixed_key("synthid"))
     processor = WatermarkLogitsProcessor(scheme, top_k=7)
-    scores = torch.randn(3, 1000)
-    input_ids = torch.randint(5, 1000, (3, 12))
+    generator = seeded_torch("processor-top-k")
+    scores = torch.randn(3, 1000, generator=generator)
+    input_ids = torch.randint(5, 1000, (3, 12), generator=generator)
     out = processor(input_ids, scores)
     assert out.shape == scores.shape
     assert (torch.isfinite(out).sum(dim=1) <= 7).all()
@@ -62,9 +70,9 @@ def test_processor_restricts_to_top_k_and_keeps_shape():
 
 
 def test_rows_with_padding_in_context_are_not_watermarked():
-    scheme = scheme_for_key(generate_key("gumbel"))
+    scheme = scheme_for_key(fixed_key("gumbel"))
     processor = WatermarkLogitsProcessor(scheme, top_k=5, pad_token_id=0)
-    scores = torch.randn(2, 100)
+    scores = torch.randn(2, 100, generator=seeded_torch("processor-padding"))
     input_ids = torch.tensor([[0, 0, 0, 7, 8], [4, 5, 6, 7, 8]])
     out = processor(input_ids, scores)
     assert torch.isfinite(out[0]).sum() == 5  # plain top-k sampling
@@ -72,9 +80,9 @@ def test_rows_with_padding_in_context_are_not_watermarked():
 
 
 def test_repeated_context_is_left_unwatermarked():
-    scheme = scheme_for_key(generate_key("gumbel"))
+    scheme = scheme_for_key(fixed_key("gumbel"))
     processor = WatermarkLogitsProcessor(scheme, top_k=5)
-    scores = torch.randn(1, 100)
+    scores = torch.randn(1, 100, generator=seeded_torch("processor-repeated-context"))
     first = processor(torch.tensor([[1, 2, 3, 4, 5]]), scores)
     again = processor(torch.tensor([[1, 2, 3, 4, 5, 9, 2, 3, 4, 5][-6:]]), scores)  # same 4-token context
     assert torch.isfinite(first).sum() == 1
