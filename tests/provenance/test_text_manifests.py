@@ -6,11 +6,15 @@ encypher-c2pa is an independent verifier (its own Rust core); it must agree with
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 
 import c2pa_structured_text
 import c2pa_text
 import encypher_c2pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aimark.labels import file_kind_for
 from aimark.provenance import TRAINED_ALGORITHMIC_MEDIA, read_c2pa, sign_content
@@ -186,3 +190,72 @@ def test_manifest_line_is_dropped_whole_even_with_unicode_line_separators(separa
     from aimark.registry.fingerprint import content_text
 
     assert "note" not in content_text(text) and "kept" in content_text(text)
+
+
+# -- hostile input: linear scans, the same answers -------------------------------------------------
+_OLD_BLOCK = re.compile(re.escape(a9.BEGIN) + r"(?P<reference>.*?)" + re.escape(a9.END))
+
+
+def _old_scan(data: bytes) -> a9.ReferenceScan:
+    """A.9's scan as first written (regex with `.*?` between the markers: quadratic in BEGIN markers)."""
+    text = data.decode("utf-8")
+    lines = [m for m in a9._LINE.finditer(text) if m.start() < len(text)]
+    hits = [(i, m) for i, m in enumerate(lines) if a9.BEGIN in m.group()]
+    if not hits:
+        return a9.ReferenceScan(failure=a9.NO_MANIFEST, detail="no -----BEGIN C2PA MANIFEST----- line")
+    if len(hits) > 1 or len(_OLD_BLOCK.findall(hits[0][1].group())) > 1:
+        return a9.ReferenceScan(failure=a9.MULTIPLE_REFERENCES, detail=f"{len(hits)} manifest lines; exactly one is allowed")
+    index, line = hits[0]
+    block = _OLD_BLOCK.search(line.group())
+    if not block:
+        return a9.ReferenceScan(failure=a9.EMPTY_REFERENCE, detail="manifest line has no -----END C2PA MANIFEST----- delimiter")
+    reference = block.group("reference").strip()
+    if not reference:
+        return a9.ReferenceScan(failure=a9.EMPTY_REFERENCE, detail="manifest line carries no reference")
+    start_char, end_char = line.start(), line.end()
+    if index == 0 and text.startswith("\ufeff"):
+        start_char = 1
+    if index > 0:
+        start_char -= len(lines[index - 1].group(1))
+    return a9.ReferenceScan(reference=reference, exclusion=(len(text[:start_char].encode()), len(text[start_char:end_char].encode())))
+
+
+_A9_PIECES = st.sampled_from([a9.BEGIN, a9.END, a9.BEGIN[:9], a9.END[5:], "-----", " ", "ref", "data:x", "\n", "\r\n", "\r",
+                              "\ufeff", "# ", "é", "\u2028"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.lists(_A9_PIECES, max_size=16).map("".join))
+def test_a9_scan_answers_as_the_old_regex_did(text: str) -> None:
+    assert a9.scan(text.encode()) == _old_scan(text.encode())
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("line, code", [
+    ("# " + a9.BEGIN * 30_000, "manifest.structuredText.emptyReference"),  # before: minutes (n² lazy scans)
+    ("# " + (a9.BEGIN + " x ") * 30_000 + a9.END, "manifest.inaccessible"),  # one pair: a reference full of markers
+    ("# " + (a9.BEGIN + "x" + a9.END) * 20_000, "manifest.structuredText.multipleReferences"),
+])
+def test_a9_marker_floods_are_read_in_linear_time(line: str, code: str) -> None:
+    data = f"{line}\nprint(1)\n".encode()
+    assert code in _codes(read_structured(data, None))
+    assert a9.BEGIN not in a9.without_manifest_lines(data.decode())
+
+
+@pytest.mark.timeout(10)
+def test_a_base_letter_with_200000_marks_is_checked_in_linear_time() -> None:
+    # Before: the NFC check reordered the marks by insertion sort, ~20 s per call.
+    text = "x" + "\u0301\u0316" * 100_000
+    report = read_unstructured(text.encode(), None)
+    assert not report.present and "aimark.text.notNfc" in _codes(report, "informational")
+    ordered = unicodedata.normalize("NFC", "x" + "\u0316" * 1000 + "\u0301" * 1000)
+    assert "aimark.text.notNfc" not in _codes(read_unstructured(ordered.encode(), None), "informational")
+
+
+@pytest.mark.timeout(60)
+def test_text_with_a_long_mark_run_signs_and_verifies(pki, credentials, info) -> None:
+    # The A.8 hash covers the NFC form exactly as unicodedata computes it, hostile runs included.
+    text = ("Zalgo x" + "\u0301\u0316" * 100_000 + " end\n").encode()
+    signed = sign_content(text, "a.txt", credentials, info)
+    report = read_c2pa(signed, "a.txt", pki.trust_anchor_pem)
+    assert report.valid, report.to_dict()

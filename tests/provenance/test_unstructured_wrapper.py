@@ -88,3 +88,22 @@ def test_wrapper_without_its_marker_is_corrupted_not_absent() -> None:
 def test_single_ideographic_variation_selectors_are_not_stray() -> None:
     assert a8.stray_selector_runs("葛\U000e0100 and ❤\ufe0f") == 0
     assert a8.stray_selector_runs("hidden\ufe01\ufe02\ufe03 data") == 1
+
+
+MARK_RUNS = st.lists(st.sampled_from("\u0301\u0316\u0323\u0334\u0344\u0f73\u3099"), min_size=31, max_size=400).map("".join)
+
+
+@settings(max_examples=40, deadline=None)
+@given(head=TEXTS, run=MARK_RUNS, tail=TEXTS, payload=PAYLOADS)
+def test_binding_hash_of_long_mark_runs_agrees_with_c2pa_unstructured_text(head: str, run: str, tail: str, payload: bytes) -> None:
+    # Long runs take the presorting path; the bytes hashed must still be exactly the NFC others compute.
+    asset = head + "a" + run + tail + a8.encode_wrapper(payload)
+    theirs = c2pa_unstructured_text.compute_data_hash(asset)
+    assert a8.data_hash(asset.encode(), theirs["exclusions"]) == theirs["hash"]
+
+
+@pytest.mark.timeout(10)
+def test_hashed_text_of_a_letter_with_200000_marks_is_linear() -> None:
+    # Before: unicodedata's NFC reordered the run by insertion sort, ~20 s.
+    data = ("x" + "\u0301\u0316" * 100_000).encode()
+    assert a8.hashed_text(data, []) == ("x" + "\u0316" * 100_000 + "\u0301" * 100_000).encode()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aimark.schemes.code import (
     BUILTIN, COMMENT, IDENTIFIER, KEYWORD, NUMBER, OPERATOR, OTHER, PROSE, STRING, SUPPORTED_LANGUAGES, WHITESPACE,
-    UnsupportedLanguageError, free_token_mask, gated_language_for_filename, guess_language, lexical_spans,
-    normalise_language, token_classes,
+    UnsupportedLanguageError, detection_language, free_token_mask, gated_language_for_filename, guess_language,
+    lexical_spans, normalise_language, token_classes,
 )
 
 # One realistic snippet per language, and (piece, class) pairs it must lex to. A piece is matched by its
@@ -270,3 +273,101 @@ def test_gated_language_for_filename(filename, language):
 ])
 def test_guess_language(text, language):
     assert guess_language(text) == language
+
+
+# -- hostile input: every scan linear, every answer as before ------------------------------------
+_OLD_FENCE = re.compile(r"^(?P<indent>[ \t]{0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$", re.MULTILINE)
+
+
+def _old_markdown_spans(text: str) -> list:
+    """The fence splitter as first written (quadratic in the number of fences, backtracking regex)."""
+    spans, position = [], 0
+    fences = list(_OLD_FENCE.finditer(text))
+    index = 0
+    while index < len(fences):
+        opening = fences[index]
+        closing = next((f for f in fences[index + 1 :] if f.group("fence")[0] == opening.group("fence")[0]
+                        and len(f.group("fence")) >= len(opening.group("fence")) and not f.group("info").strip()), None)
+        body_start = opening.end() + 1
+        body_end = closing.start() if closing else len(text)
+        if opening.start() > position:
+            spans.append((position, opening.start(), PROSE))
+        spans.append((opening.start(), min(body_start, len(text)), OTHER))
+        info = opening.group("info").strip().split(maxsplit=1)
+        try:
+            language = normalise_language(info[0]) if info else None
+        except UnsupportedLanguageError:
+            language = None
+        body = text[body_start:body_end]
+        if body and language not in (None, "markdown"):
+            spans.extend((s + body_start, e + body_start, label) for s, e, label in lexical_spans(body, language))
+        elif body:
+            spans.append((body_start, body_end, PROSE))
+        if closing is None:
+            return spans
+        spans.append((closing.start(), closing.end(), OTHER))
+        position = closing.end()
+        index = fences.index(closing) + 1
+    if position < len(text):
+        spans.append((position, len(text), PROSE))
+    return spans
+
+
+_FENCE_PIECES = st.sampled_from(["```", "~~~", "````", "`", "~", " ", "\t", "\n", "py", "js", "x = 1", "md", "\r"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.lists(_FENCE_PIECES, max_size=24).map("".join))
+def test_fence_scan_finds_what_the_old_regex_found(text):
+    from aimark.schemes.code import _FENCE
+
+    assert [m.span() + m.groups() for m in _FENCE.finditer(text)] == [m.span() + m.groups() for m in _OLD_FENCE.finditer(text)]
+    assert lexical_spans(text, "markdown") == _old_markdown_spans(text)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("text", [
+    "```" + " " * 100_000 + "`",  # before: ~35 s in the fence regex (n² ways to split the spaces)
+    "```" + "\t " * 50_000 + "x`\n" + "~~~" + " " * 50_000 + "`",
+])
+def test_fence_check_is_linear_on_space_runs(text):
+    assert guess_language(text) is None
+    assert detection_language(text) is None
+
+
+@pytest.mark.timeout(10)
+def test_a_flood_of_fences_is_split_in_linear_time():
+    # Before: each opening sliced the rest of the fence list and looked its closing up again (fences²).
+    text = "```py\nx = 1\n```\n" * 10 + "```\n```\n" * 100_000  # before: past the 10 s guard (fences² list copies)
+    spans = lexical_spans(text, "markdown")
+    assert sum(1 for s, e, label in spans if label == OTHER and text[s:e].startswith("```")) == 200_020
+    assert _class_at(spans, text.index("x")) == IDENTIFIER
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("text", [
+    "not " * 25_000 + "x",  # MemoryError in the parser
+    "-" * 100_000 + "1",  # MemoryError
+    "x = " + "1+" * 50_000 + "1",  # RecursionError building the tree
+    "f" + "()" * 50_000,  # RecursionError
+    "x = " + "[" * 100_000,  # too many nested parentheses (SyntaxError)
+])
+def test_code_the_parser_cannot_hold_is_not_python(text):
+    assert guess_language(text) is None
+    assert detection_language(text) is None
+
+
+def test_a_long_program_is_still_python_and_only_its_start_is_parsed():
+    from aimark.schemes.code import GUESS_PARSE_LIMIT
+
+    program = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(GUESS_PARSE_LIMIT // 20))
+    assert len(program) > GUESS_PARSE_LIMIT and guess_language(program) == "python"
+    # A syntax error past the limit is not read: the start already shows a program.
+    assert guess_language(program + "def broken(:\n") == "python"
+    # Cut before a top-level line, so the statement spanning the limit is left out, not cut in two
+    # (cut at the limit itself, this one would end inside an open bracket: a syntax error).
+    block = "def f(x):\n    return [\n" + "        x,\n" * 50 + "    ]\n\n"
+    long_statements = block * (2 * GUESS_PARSE_LIMIT // len(block))
+    with pytest.raises(SyntaxError):
+        ast.parse(long_statements[:GUESS_PARSE_LIMIT])
+    assert guess_language(long_statements) == "python"

@@ -23,6 +23,8 @@ import functools
 import re
 import unicodedata
 
+from aimark.textbounds import char_class, normalize
+
 _LOOKALIKE_SOURCES = "аасеіјорхуѕԁһӏАВСЕНІЈКМОРТХУЅΑΒΕΖΗΙΚΜΝΟΡΤΥΧοϲ"
 _LATIN_LOOKALIKES = str.maketrans(_LOOKALIKE_SOURCES, "aaceijopxysdhlABCEHIJKMOPTXYSABEZHIKMNOPTYXoc")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -54,13 +56,8 @@ def _changeable() -> re.Pattern:
         return unicodedata.category(char) == "Cf" or _is_radical(char) or _continues_cluster(char)
 
     # Planes 0-1 hold every such character except the plane-14 tag characters (Cf), added as a range.
-    codes = sorted({c for c in range(0x20000) if changeable(c)} | set(range(0xE0000, 0xE0080)) | {ord(c) for c in _LOOKALIKE_SOURCES})
-    ranges, start = [], codes[0]
-    for previous, current in zip(codes, codes[1:] + [None]):
-        if current != previous + 1:
-            ranges.append(re.escape(chr(start)) + ("-" + re.escape(chr(previous)) if previous > start else ""))
-            start = current
-    return re.compile("[" + "".join(ranges) + "]")
+    codes = {c for c in range(0x20000) if changeable(c)} | set(range(0xE0000, 0xE0080)) | {ord(c) for c in _LOOKALIKE_SOURCES}
+    return re.compile(char_class(codes))
 
 
 def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]] | None]:
@@ -73,24 +70,33 @@ def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]] | Non
     """
     if not _changeable().search(text):
         return text, None  # nothing to clean: offsets are the caller's own
-    clusters: list[tuple[str, int, int]] = []  # (characters, start, end) in text
+    pieces: list[str] = []
+    spans: list[tuple[int, int]] = []
+    cluster: list[str] = []  # characters of the open cluster (a list: a long cluster must not be copied per mark)
+    start = end = 0  # its span in text
+
+    def close() -> None:
+        chars = "".join(cluster)
+        # textbounds: a cluster of 100,000 marks must not cost unicodedata's quadratic reordering.
+        composed = normalize("NFC", chars) if len(chars) > 1 else chars
+        pieces.append(composed)
+        spans.extend([(start, end)] * len(composed))
+
     for index, char in enumerate(text):
         if unicodedata.category(char) == "Cf":
             continue
         if _is_radical(char):
             folded = unicodedata.normalize("NFKC", char)
             char = folded if len(folded) == 1 else char
-        if clusters and _continues_cluster(char) and clusters[-1][2] == index:
-            chars, start, _ = clusters[-1]
-            clusters[-1] = (chars + char, start, index + 1)
-        else:
-            clusters.append((char, index, index + 1))
-    pieces: list[str] = []
-    spans: list[tuple[int, int]] = []
-    for chars, start, end in clusters:
-        composed = unicodedata.normalize("NFC", chars) if len(chars) > 1 else chars
-        pieces.append(composed)
-        spans.extend([(start, end)] * len(composed))
+        if cluster and _continues_cluster(char) and end == index:
+            cluster.append(char)
+            end = index + 1
+            continue
+        if cluster:
+            close()
+        cluster, start, end = [char], index, index + 1
+    if cluster:
+        close()
     return _WORD.sub(_fold_word, "".join(pieces)), spans
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 BEGIN = "-----BEGIN C2PA MANIFEST-----"
 END = "-----END C2PA MANIFEST-----"
 DATA_URI_PREFIX = "data:application/c2pa;base64,"
-_BLOCK = re.compile(re.escape(BEGIN) + r"(?P<reference>.*?)" + re.escape(END))
 _LINE = re.compile(r"[^\r\n]*(\r\n|\r|\n|$)")
 
 NO_MANIFEST = "manifest.structuredText.noManifest"
@@ -65,28 +64,57 @@ def without_manifest_lines(text: str) -> str:
     return "".join(m.group() for m in _LINE.finditer(text) if BEGIN not in m.group())
 
 
+def _blocks(line: str, *, limit: int) -> list[tuple[int, int]]:
+    """(start, end) of the reference inside each BEGIN ... END pair of ``line``, left to right, at most ``limit``.
+
+    Plain ``str.find`` rather than a regex: ``BEGIN(.*?)END`` retried its lazy scan to the end of the
+    line from every BEGIN, so a line of n BEGIN markers cost n² (2,000 markers: 1 s). Here each search
+    resumes where the last one stopped, and the pairs found are the regex's: the first END after each
+    BEGIN, the next BEGIN searched after that END.
+    """
+    pairs: list[tuple[int, int]] = []
+    position = 0
+    while len(pairs) < limit:
+        begin = line.find(BEGIN, position)
+        if begin < 0:
+            break
+        end = line.find(END, begin + len(BEGIN))
+        if end < 0:
+            break  # no END after this BEGIN, so none after any later one either
+        pairs.append((begin + len(BEGIN), end))
+        position = end + len(END)
+    return pairs
+
+
 def scan(data: bytes) -> ReferenceScan:
     """Find the single manifest line in raw `data` (UTF-8 text)."""
     text = data.decode("utf-8")
-    lines = [m for m in _LINE.finditer(text) if m.start() < len(text)]
-    hits = [(i, m) for i, m in enumerate(lines) if BEGIN in m.group()]
-    if not hits:
+    hits, line, before = 0, None, None  # manifest lines; the first, and the line before it
+    previous = None
+    for match in _LINE.finditer(text):
+        if match.start() >= len(text):
+            break
+        if BEGIN in match.group():
+            hits += 1
+            if line is None:
+                line, before = match, previous
+        previous = match
+    if line is None:
         return ReferenceScan(failure=NO_MANIFEST, detail="no -----BEGIN C2PA MANIFEST----- line")
-    if len(hits) > 1 or len(_BLOCK.findall(hits[0][1].group())) > 1:
-        return ReferenceScan(failure=MULTIPLE_REFERENCES, detail=f"{len(hits)} manifest lines; exactly one is allowed")
-    index, line = hits[0]
-    block = _BLOCK.search(line.group())
-    if not block:
+    blocks = _blocks(line.group(), limit=2)
+    if hits > 1 or len(blocks) > 1:
+        return ReferenceScan(failure=MULTIPLE_REFERENCES, detail=f"{hits} manifest lines; exactly one is allowed")
+    if not blocks:
         return ReferenceScan(failure=EMPTY_REFERENCE, detail="manifest line has no -----END C2PA MANIFEST----- delimiter")
-    reference = block.group("reference").strip()
+    reference = line.group()[slice(*blocks[0])].strip()
     if not reference:
         return ReferenceScan(failure=EMPTY_REFERENCE, detail="manifest line carries no reference")
     start_char, end_char = line.start(), line.end()
-    if index == 0 and text.startswith("\ufeff"):
+    if before is None and text.startswith("\ufeff"):
         start_char = 1  # the byte order mark stays first and is covered by the hash
-    if index > 0:
+    if before is not None:
         # A manifest line after line one also owns the break before it (as c2pa-structured-text reads A.9).
-        start_char -= len(lines[index - 1].group(1))
+        start_char -= len(before.group(1))
     start = len(text[:start_char].encode("utf-8"))
     length = len(text[start_char:end_char].encode("utf-8"))
     return ReferenceScan(reference=reference, exclusion=(start, length))

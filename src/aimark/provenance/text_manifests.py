@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import unicodedata
 from dataclasses import replace
 from typing import Any, Callable
 
+from aimark import textbounds
 from aimark.labels.syntax import FileKind
 from aimark.provenance import structured_text, unstructured_text
 from aimark.provenance.errors import ProvenanceError
@@ -103,7 +103,7 @@ def _text_findings(visible_text: str) -> list[StatusCode]:
         findings.append(StatusCode("aimark.text.strayVariationSelectors", INFORMATIONAL, f"{runs} run(s) of variation selectors outside a wrapper (hidden data)", "aimark"))
     if zero_width := len(unstructured_text.ZERO_WIDTH.findall(visible_text)):
         findings.append(StatusCode("aimark.text.zeroWidthCharacters", INFORMATIONAL, f"{zero_width} zero-width character(s) in the text", "aimark"))
-    if visible_text != unicodedata.normalize("NFC", visible_text):
+    if not textbounds.is_normalized("NFC", visible_text):
         findings.append(StatusCode("aimark.text.notNfc", INFORMATIONAL, "text is not NFC normalised; A.8 binds its NFC form", "aimark"))
     return findings
 

@@ -157,7 +157,11 @@ _LANGUAGE_NAMES = {
     "kt": "kotlin", "sh": "shell", "bash": "shell", "zsh": "shell", "md": "markdown",
 }
 
-_FENCE = re.compile(r"^(?P<indent>[ \t]{0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$", re.MULTILINE)
+# Possessive quantifiers: with a plain `[ \t]*`, spaces after a fence could go to it or to the info
+# string, and a line "```" + n spaces + "`" was tried in n² ways (20,000 spaces: 5 s). Giving a space
+# back never lets the line match (the info string still stops at the same backtick or line end), so
+# the possessive form finds exactly the same fences, each line read a bounded number of times.
+_FENCE = re.compile(r"^(?P<indent>[ \t]{0,3}+)(?P<fence>`{3,}+|~{3,}+)[ \t]*+(?P<info>[^\n`]*+)$", re.MULTILINE)
 
 
 class UnsupportedLanguageError(ValueError):
@@ -193,16 +197,37 @@ def detection_language(text: str, *, language: str | None = None, filename: str 
     return gated_language_for_filename(filename) or guess_language(text)
 
 
+#: How much of a text :func:`guess_language` parses as Python: parsing costs time and ~100 bytes of
+#: memory per character, and the first 100,000 characters of a program show that it is one.
+GUESS_PARSE_LIMIT = 100_000
+_TOP_LEVEL_LINE = re.compile(r"\n(?=[A-Za-z_@])")
+
+
+def _parse_prefix(text: str) -> str:
+    """``text``, or when longer than :data:`GUESS_PARSE_LIMIT` its start up to the last line there
+    that begins a top-level statement (so no statement is cut in two)."""
+    if len(text) <= GUESS_PARSE_LIMIT:
+        return text
+    cut = None
+    for cut in _TOP_LEVEL_LINE.finditer(text, 0, GUESS_PARSE_LIMIT):
+        pass
+    return text[: cut.start()] if cut else text[:GUESS_PARSE_LIMIT]
+
+
 def guess_language(text: str) -> str | None:
     """``"markdown"`` when the text holds a fenced code block, ``"python"`` when it parses as Python
-    with at least one statement that prose would not produce, else ``None`` (treat as prose)."""
+    with at least one statement that prose would not produce, else ``None`` (treat as prose).
+
+    Only the first :data:`GUESS_PARSE_LIMIT` characters are parsed; code the parser cannot hold
+    (nesting past its recursion or memory limits) is not taken for Python either.
+    """
     if _FENCE.search(text):
         return "markdown"
     import ast
 
     try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+        tree = ast.parse(_parse_prefix(text))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     code_nodes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Assign, ast.For, ast.While, ast.If, ast.Return)
     return "python" if any(isinstance(node, code_nodes) for node in ast.walk(tree)) else None
@@ -305,6 +330,12 @@ def _pygments_spans(text: str, alias: str) -> list[Span]:
     return spans
 
 
+def _closes(fence: re.Match, opening: re.Match) -> bool:
+    """Whether ``fence`` closes ``opening``: the same character, at least as long, no info string."""
+    mark, opened = fence.group("fence"), opening.group("fence")
+    return mark[0] == opened[0] and len(mark) >= len(opened) and not fence.group("info").strip()
+
+
 def _markdown_spans(text: str) -> list[Span]:
     """Prose outside fences; each fenced block lexed as its info-string language (unknown: prose)."""
     spans: list[Span] = []
@@ -313,8 +344,9 @@ def _markdown_spans(text: str) -> list[Span]:
     index = 0
     while index < len(fences):
         opening = fences[index]
-        closing = next((f for f in fences[index + 1 :] if f.group("fence")[0] == opening.group("fence")[0]
-                        and len(f.group("fence")) >= len(opening.group("fence")) and not f.group("info").strip()), None)
+        # The search for the closing fence resumes after it, so each fence is read once in all.
+        after = next((j for j in range(index + 1, len(fences)) if _closes(fences[j], opening)), None)
+        closing = fences[after] if after is not None else None
         body_start = opening.end() + 1
         body_end = closing.start() if closing else len(text)
         if opening.start() > position:
@@ -334,7 +366,7 @@ def _markdown_spans(text: str) -> list[Span]:
             return spans
         spans.append((closing.start(), closing.end(), OTHER))
         position = closing.end()
-        index = fences.index(closing) + 1
+        index = after + 1
     if position < len(text):
         spans.append((position, len(text), PROSE))
     return spans
