@@ -90,9 +90,10 @@ def test_registry_purge_keeps_what_is_within_the_retention(tmp_path):
     registry.close()
     result = runner.invoke(app, ["registry", "purge", "--db-url", db_url])
     assert result.exit_code == 0 and "deleted 1 record" in result.stdout
+    # Six months is the floor (CN Measures Art. 9): a shorter retention is refused and deletes nothing.
     result = runner.invoke(app, ["registry", "purge", "--db-url", db_url, "--retention-days", "30"])
-    assert "deleted 1 record" in result.stdout
-    assert runner.invoke(app, ["registry", "count", "--db-url", db_url]).stdout.strip() == "0"
+    assert result.exit_code == 2 and "183" in result.output
+    assert runner.invoke(app, ["registry", "count", "--db-url", db_url]).stdout.strip() == "1"
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -135,3 +136,98 @@ def test_cli_verify_consults_the_registry_when_asked(tmp_path):
     assert "registry: exact copy of aimark-cli" in human.stdout
     bad = runner.invoke(app, ["verify", str(tmp_path / "answer.txt"), "--profile", "eu", "--registry", "nonsense://x"])
     assert bad.exit_code == 2
+
+
+def _no_aimark_dirs(monkeypatch, home: Path) -> None:
+    """HOME at a temporary directory, nothing else pointing aimark anywhere: the defaults are what is tested."""
+    monkeypatch.setenv("HOME", str(home))
+    for variable in ("AIMARK_HOME", "AIMARK_DB_URL", "XDG_DATA_HOME", "XDG_CACHE_HOME", "AIMARK_API_KEYS"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def test_the_api_key_lives_in_the_data_directory_and_one_left_in_the_old_cache_is_moved(tmp_path, monkeypatch):
+    from aimark.cli import serve_commands
+    from aimark.service.config import read_api_keys
+
+    _no_aimark_dirs(monkeypatch, tmp_path)
+    old = tmp_path / ".cache" / "aimark" / "service" / "api-key"
+    old.parent.mkdir(parents=True)
+    old.write_text("amk-made-by-an-older-aimark\n")
+    digests = serve_commands._api_key_digests(None, no_auth=False)
+    moved = tmp_path / ".local" / "share" / "aimark" / "service" / "api-key"
+    assert digests == read_api_keys(moved) and moved.read_text() == "amk-made-by-an-older-aimark\n"
+    assert not old.exists()  # clearing ~/.cache can no longer take the clients' key
+    assert oct((tmp_path / ".local" / "share" / "aimark").stat().st_mode & 0o777) == "0o700"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    serve_commands._api_key_digests(None, no_auth=False)
+    assert (tmp_path / "data" / "aimark" / "service" / "api-key").is_file()
+
+
+def _registry_with_an_output_of(model: str, db_url: str, *, days_ago: float = 0, key_id: str = "synthid-0ld0ld0ld0ld0ld0") -> None:
+    from aimark.registry import IssuedRecord, Registry
+
+    registry = Registry(db_url)
+    registry.record(IssuedRecord(f"aimark-{days_ago}", f"An output issued {days_ago} days ago under the old key.",
+                                 key_id, model, "all", datetime.now(UTC) - timedelta(days=days_ago)))
+    registry.close()
+
+
+def test_serve_refuses_to_replace_a_lost_key_while_the_registry_holds_its_outputs(tmp_path, tiny_model_dir, monkeypatch):
+    from aimark.engines import canonical_model_ref
+
+    monkeypatch.setenv("AIMARK_HOME", str(tmp_path / "home"))
+    db_url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    _registry_with_an_output_of(canonical_model_ref(str(tiny_model_dir)), db_url)
+    arguments = ["serve", "--model", str(tiny_model_dir), "--db-url", db_url, "--no-auth", "--port", "1"]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "synthid-0ld0ld0ld0ld0ld0" in message and "--new-key" in message and "restore" in message
+    assert not list((tmp_path / "home").rglob("*.json"))  # no key was made
+
+
+def test_start_with_new_key_makes_one_and_purges_expired_records(tmp_path, tiny_model_dir):
+    from aimark.engines import canonical_model_ref
+    from aimark.registry import Registry
+    from aimark.service.config import ServiceConfig
+    from aimark.service.runtime import ServiceKeyError, ServiceRuntime
+
+    db_url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    model = canonical_model_ref(str(tiny_model_dir))
+    _registry_with_an_output_of(model, db_url, days_ago=400)
+    _registry_with_an_output_of(model, db_url, days_ago=10)
+    config = ServiceConfig(model=str(tiny_model_dir), db_url=db_url, require_api_key=False, registry_min_evidence=40)
+    with pytest.raises(ServiceKeyError):
+        ServiceRuntime.start(config, home=tmp_path / "data")
+    runtime = ServiceRuntime.start(config, home=tmp_path / "data", new_key=True)
+    try:
+        assert runtime.registry.min_evidence == 40
+        assert runtime.registry.get("aimark-400") is None and runtime.registry.get("aimark-10") is not None  # on start
+        assert runtime.registry._purger is not None and runtime.registry._purger.is_alive()
+        key_file = next((tmp_path / "data" / "service" / "keys").glob("*.json"))
+        assert runtime.key.key_id != "synthid-0ld0ld0ld0ld0ld0" and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    finally:
+        runtime.close()
+    assert not runtime.registry._purger.is_alive()  # retention stops with the service
+    again = ServiceRuntime.start(config, home=tmp_path / "data")  # its own key now exists: no flag needed
+    assert again.key.key_id == runtime.key.key_id
+    again.close()
+    Registry(db_url).close()
+
+
+def test_a_service_key_left_in_the_old_cache_is_moved_and_used(tmp_path, tiny_model_dir, monkeypatch):
+    from aimark.engines import canonical_model_ref, load_model
+    from aimark.keys import load_key
+    from aimark.service.runtime import default_service_key, service_key_path
+
+    _no_aimark_dirs(monkeypatch, tmp_path)
+    loaded = load_model(str(tiny_model_dir))
+    made = default_service_key(loaded, tmp_path / "elsewhere")  # a key as an older aimark kept it
+    old = service_key_path(loaded.name, tmp_path / ".cache" / "aimark")
+    old.parent.mkdir(parents=True)
+    service_key_path(loaded.name, tmp_path / "elsewhere").rename(old)
+    notes: list[str] = []
+    found = default_service_key(loaded, notify=notes.append)
+    new = service_key_path(canonical_model_ref(str(tiny_model_dir)), tmp_path / ".local" / "share" / "aimark")
+    assert found.key_id == made.key_id == load_key(new).key_id and not old.exists()
+    assert len(notes) == 1 and str(old) in notes[0] and str(new) in notes[0]

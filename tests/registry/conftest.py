@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from aimark.registry import Registry
 from tests.services import postgres_url
 
 
@@ -12,3 +13,10 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     return postgres_url(tmp_path.name)
+
+
+@pytest.fixture
+def registry(db_url):
+    registry = Registry(db_url)
+    yield registry
+    registry.close()

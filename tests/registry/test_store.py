@@ -19,13 +19,6 @@ def _record(content_id: str, text: str = ISSUED, *, days_ago: float = 0, generat
                         profile="all", issued_at=datetime.now(UTC) - timedelta(days=days_ago), generated_text=generated)
 
 
-@pytest.fixture
-def registry(db_url):
-    registry = Registry(db_url)
-    yield registry
-    registry.close()
-
-
 def test_exact_copy_with_or_without_the_label_is_found_with_its_date(registry):
     issued = add_label_text(ISSUED, file_kind_for("out.txt"), "all", "zh")
     registry.record(_record("aimark-1", issued, generated=ISSUED))

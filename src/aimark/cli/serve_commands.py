@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from aimark.cli.app import app
 from aimark.cli.io import console, fail, read_trust_anchors
+from aimark.registry.policy import DEFAULT_MIN_EVIDENCE_TOKENS, MIN_RETENTION_DAYS
 
 
 registry_app = typer.Typer(help="The registry of issued outputs: retention and counts.", no_args_is_help=True)
@@ -29,14 +30,15 @@ def _credentials(cert: Optional[Path], private_key: Optional[Path]):
 
 
 def _api_key_digests(api_key_file: Optional[Path], no_auth: bool) -> frozenset[bytes]:
-    from aimark.engines import aimark_home
+    from aimark.engines.models import data_file
     from aimark.service.config import api_key_digest, create_api_key_file, read_api_keys
 
     digests = read_api_keys(api_key_file)
     if digests or no_auth:
         return digests
     # No key configured: one is made once and kept in a file only its owner can read; its path is printed, never the key.
-    default_file = aimark_home() / "service" / "api-key"
+    # It lives in the data directory (one left in the old cache location is moved there), so clients keep working.
+    default_file = data_file(Path("service") / "api-key", console.print)
     created = create_api_key_file(default_file)
     console.print(f"{'created' if created else 'using'} the API key in {default_file} (pass it as 'Authorization: Bearer <key>')")
     return read_api_keys(default_file)
@@ -59,7 +61,8 @@ def _install_log_redaction() -> None:
 @app.command()
 def serve(
     model: Annotated[Optional[str], typer.Option(help="Model directory (Hugging Face layout); default: the embedded Gemma 3 270M.")] = None,
-    key: Annotated[list[Path], typer.Option(help="Watermark key file; the first marks outputs, all are tried when verifying. Default: the service's own key under AIMARK_HOME.")] = [],  # noqa: B006
+    key: Annotated[list[Path], typer.Option(help="Watermark key file; the first marks outputs, all are tried when verifying. Default: the service's own key in aimark's data directory (AIMARK_HOME, else $XDG_DATA_HOME/aimark, else ~/.local/share/aimark).")] = [],  # noqa: B006
+    new_key: Annotated[bool, typer.Option("--new-key", help="Allow a new service key although the registry holds outputs issued under another (they stay detectable only with the old key).")] = False,
     host: Annotated[str, typer.Option(help="Address to listen on (default: localhost only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     profile: Annotated[str, typer.Option(help="kr, cn, eu or all: the notice wording and the default verification rules.")] = "all",
@@ -68,8 +71,9 @@ def serve(
     cert: Annotated[Optional[Path], typer.Option(help="PEM certificate chain for C2PA manifests.")] = None,
     private_key: Annotated[Optional[Path], typer.Option(help="PEM private key for C2PA manifests (never printed).")] = None,
     trust: Annotated[Optional[Path], typer.Option(help="PEM trust anchors a C2PA signer must chain to when verifying.")] = None,
-    db_url: Annotated[Optional[str], typer.Option(help="Registry database URL (default: AIMARK_DB_URL, else SQLite under AIMARK_HOME).")] = None,
-    retention_days: Annotated[int, typer.Option(min=1, help="Keep registry records this many days (CN Measures Art. 9: at least six months).")] = 183,
+    db_url: Annotated[Optional[str], typer.Option(help="Registry database URL (default: AIMARK_DB_URL, else SQLite in aimark's data directory).")] = None,
+    retention_days: Annotated[int, typer.Option(min=MIN_RETENTION_DAYS, help="Keep registry records this many days; the service deletes older ones hourly (CN Measures Art. 9: at least six months).")] = MIN_RETENTION_DAYS,
+    registry_min_evidence: Annotated[int, typer.Option(min=1, help="Tokens a looked-up text must share with an output before the public verifier reports it as a near copy.")] = DEFAULT_MIN_EVIDENCE_TOKENS,
     api_key_file: Annotated[Optional[Path], typer.Option(help="File of accepted API keys, one a line (also: AIMARK_API_KEYS, comma-separated).")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve generation without API keys (local experiments only).")] = False,
     verify_rate: Annotated[float, typer.Option(min=0.001, help="Public verification requests a minute per client.")] = 30.0,
@@ -95,7 +99,7 @@ def serve(
     try:
         config = ServiceConfig(
             model=model, key_paths=tuple(key), profile=profile, language=lang, labels=labels, credentials=credentials,
-            trust_anchors=anchors, db_url=db_url, retention_days=retention_days,
+            trust_anchors=anchors, db_url=db_url, retention_days=retention_days, registry_min_evidence=registry_min_evidence,
             api_key_digests=_api_key_digests(api_key_file, no_auth), require_api_key=not no_auth,
             verify_rate_per_minute=verify_rate, verify_burst=verify_burst, max_request_bytes=max_request_bytes,
             max_new_tokens=max_new_tokens, alpha=alpha, detect_workers=detect_workers, detect_deadline_s=detect_deadline,
@@ -107,13 +111,13 @@ def serve(
     import uvicorn
 
     from aimark.service.app import create_app
-    from aimark.service.runtime import ServiceRuntime
+    from aimark.service.runtime import ServiceKeyError, ServiceRuntime
 
     _install_log_redaction()
     console.print("loading the model (the embedded model is converted once, then cached) …")
     try:
-        runtime = ServiceRuntime.start(config)
-    except (ModelLoadError, KeyFileError, RegistryError) as err:
+        runtime = ServiceRuntime.start(config, new_key=new_key, notify=console.print)
+    except (ModelLoadError, KeyFileError, RegistryError, ServiceKeyError) as err:
         fail(" ".join(str(err).split()))
     console.print(f"model {runtime.loaded.name}; key {runtime.key.key_id}; labels {', '.join(labels)}; "
                f"registry {runtime.registry!r}")
@@ -134,15 +138,15 @@ def _open_registry(db_url: Optional[str], retention_days: int):
         fail(str(err))
 
 
-_DB_URL = typer.Option(help="Registry database URL (default: AIMARK_DB_URL, else SQLite under AIMARK_HOME).")
+_DB_URL = typer.Option(help="Registry database URL (default: AIMARK_DB_URL, else SQLite in aimark's data directory).")
 
 
 @registry_app.command()
 def purge(
     db_url: Annotated[Optional[str], _DB_URL] = None,
-    retention_days: Annotated[int, typer.Option(min=1, help="Delete records older than this many days.")] = 183,
+    retention_days: Annotated[int, typer.Option(min=MIN_RETENTION_DAYS, help="Delete records older than this many days (at least six months: CN Measures Art. 9).")] = MIN_RETENTION_DAYS,
 ) -> None:
-    """Delete registry records older than the retention period (run it daily, e.g. from cron)."""
+    """Delete registry records older than the retention period (`serve` also does this on start and hourly)."""
     registry = _open_registry(db_url, retention_days)
     try:
         deleted = registry.purge()
@@ -154,7 +158,7 @@ def purge(
 @registry_app.command()
 def count(db_url: Annotated[Optional[str], _DB_URL] = None) -> None:
     """How many outputs the registry holds."""
-    registry = _open_registry(db_url, 183)
+    registry = _open_registry(db_url, MIN_RETENTION_DAYS)
     try:
         typer.echo(registry.count())
     finally:

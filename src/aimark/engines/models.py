@@ -29,9 +29,72 @@ class ModelLoadError(RuntimeError):
     """A model or tokenizer cannot be loaded (missing directory, broken files)."""
 
 
+def _quiet(progress: Progress | None) -> Progress:
+    return progress or (lambda _message: None)
+
+
+def aimark_data_dir() -> Path:
+    """Where aimark keeps what cannot be remade: the service's watermark key, its API key, the registry.
+
+    ``AIMARK_HOME`` if set, else ``$XDG_DATA_HOME/aimark``, else ``~/.local/share/aimark``: a data
+    directory, never a cache, because clearing a cache must not change the key every earlier output is
+    detectable with. Not created here (see :func:`data_file`).
+    """
+    if home := os.environ.get("AIMARK_HOME"):
+        return Path(home)
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "aimark"
+
+
 def aimark_home() -> Path:
-    """Where aimark caches converted models (``AIMARK_HOME``, default ``~/.cache/aimark``)."""
-    return Path(os.environ.get("AIMARK_HOME") or Path.home() / ".cache" / "aimark")
+    """Where aimark caches what it can remake: converted models, under ``models/``.
+
+    ``AIMARK_HOME`` if set (then one directory holds both the data of :func:`aimark_data_dir` and this
+    cache, and deleting its ``models/`` is the only safe clean-up), else ``$XDG_CACHE_HOME/aimark``, else
+    ``~/.cache/aimark``. Tests point ``AIMARK_HOME`` at a temporary directory to isolate keys; the
+    embedded-model tests leave it unset so the model is converted once per machine, not once per test.
+    """
+    if home := os.environ.get("AIMARK_HOME"):
+        return Path(home)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aimark"
+
+
+def legacy_data_dir() -> Path | None:
+    """Where aimark kept keys and the registry before they moved out of the cache (``~/.cache/aimark``).
+
+    None when ``AIMARK_HOME`` is set: that directory was, and still is, the data directory itself.
+    """
+    return None if os.environ.get("AIMARK_HOME") else Path.home() / ".cache" / "aimark"
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` and any missing parents created mode 0700; ``path`` itself tightened to 0700 (it holds secrets)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def data_file(relative: str | Path, notify: Progress | None = None) -> Path:
+    """``aimark_data_dir() / relative``, its directories made 0700; moved there from the old cache location first.
+
+    Keys and registries used to live under ``~/.cache/aimark``; finding one there and moving it (with a
+    message) keeps earlier outputs detectable and registered instead of silently starting afresh. A SQLite
+    file moves with its -wal/-shm/journal and ``.secret`` companions.
+    """
+    target = aimark_data_dir() / relative
+    private_dir(aimark_data_dir())
+    private_dir(target.parent)
+    legacy = legacy_data_dir()
+    if legacy is None or target.exists() or not (legacy / relative).exists():
+        return target
+    old = legacy / relative
+    for source in (old, *(old.with_name(old.name + suffix) for suffix in ("-wal", "-shm", "-journal", ".secret"))):
+        if source.exists():
+            shutil.move(str(source), str(target.with_name(source.name)))
+    _quiet(notify)(f"moved {old} out of the cache directory to {target}")
+    return target
 
 
 def canonical_model_ref(model: str | os.PathLike[str] | None) -> str:
@@ -41,10 +104,6 @@ def canonical_model_ref(model: str | os.PathLike[str] | None) -> str:
     if str(model) in _CODE_ALIASES:
         return CODE_MODEL
     return str(Path(model).expanduser().resolve())
-
-
-def _quiet(progress: Progress | None) -> Progress:
-    return progress or (lambda _message: None)
 
 
 @dataclass(frozen=True)

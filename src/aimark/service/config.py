@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aimark.labels import LANGUAGES
 from aimark.provenance import SigningCredentials
-from aimark.registry import DEFAULT_RETENTION_DAYS
+from aimark.registry import DEFAULT_MIN_EVIDENCE_TOKENS, DEFAULT_RETENTION_DAYS, PURGE_INTERVAL_S
 
 LABEL_LAYERS = ("notice", "c2pa")
 VERIFY_PROFILES = ("kr", "cn", "eu", "all")
@@ -35,8 +35,11 @@ class ServiceConfig:
     labels: tuple[str, ...] = ("notice",)  # any of LABEL_LAYERS
     credentials: SigningCredentials | None = field(default=None, repr=False)
     trust_anchors: bytes | None = None  # PEM roots a C2PA signer must chain to, for verification
-    db_url: str | None = None  # None: AIMARK_DB_URL, else SQLite under AIMARK_HOME
-    retention_days: int = DEFAULT_RETENTION_DAYS
+    db_url: str | None = None  # None: AIMARK_DB_URL, else SQLite in aimark's data directory
+    retention_days: int = DEFAULT_RETENTION_DAYS  # at least MIN_RETENTION_DAYS (the registry refuses less)
+    purge_interval_s: float = PURGE_INTERVAL_S  # the service purges expired records on start and this often
+    # Tokens of a looked-up text a near match must share before the public verifier reports it.
+    registry_min_evidence: int = DEFAULT_MIN_EVIDENCE_TOKENS
     # SHA-256 digests of the accepted API keys; the keys themselves are not kept.
     api_key_digests: frozenset[bytes] = field(default=frozenset(), repr=False)
     require_api_key: bool = True

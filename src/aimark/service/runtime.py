@@ -9,7 +9,7 @@ batching is used for a request's `n` choices. Detection and registry lookups run
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,14 +58,32 @@ def service_key_path(model_name: str, home: Path) -> Path:
     return home / "service" / "keys" / f"{slug}.json"
 
 
-def default_service_key(loaded, home: Path) -> WatermarkKey:
-    """The service's own key for this model: created once (mode 0600), then reused, so outputs stay detectable."""
-    from aimark.detect.detector import tokenizer_binding
+class ServiceKeyError(RuntimeError):
+    """The service would have to make a new key although the registry holds outputs issued under another."""
 
-    path = service_key_path(loaded.name, home)
+
+def default_service_key(loaded, home: Path | None = None, *, registry: Registry | None = None, allow_new: bool = True,
+                        notify: Callable[[str], None] | None = None) -> WatermarkKey:
+    """The service's own key for this model: created once (mode 0600), then reused, so outputs stay detectable.
+
+    ``home``: the data directory (default: aimark's, where a key left in the old cache location is moved to).
+    A new key is refused (``ServiceKeyError``) when ``registry`` holds outputs of this model issued under
+    other keys, unless ``allow_new``: a lost key file must be restored, not silently replaced.
+    """
+    from aimark.detect.detector import tokenizer_binding
+    from aimark.engines.models import data_file, private_dir
+
+    if home is None:
+        path = data_file(service_key_path(loaded.name, Path()), notify)
+    else:
+        path = private_dir(service_key_path(loaded.name, home).parent) / service_key_path(loaded.name, home).name
     if path.exists():
         return load_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if registry is not None and not allow_new and (issued := sorted(registry.key_ids(loaded.name))):
+        raise ServiceKeyError(
+            f"no service key at {path}, but the registry holds outputs of {loaded.name} issued under "
+            f"{', '.join(issued[:3])}{' …' if len(issued) > 3 else ''}: restore that key file there (or pass it with --key), "
+            "or start with --new-key to watermark new outputs with a new key")
     key = generate_key("synthid", tokenizer=tokenizer_binding(loaded.tokenizer, loaded.name), model=loaded.name)
     save_key(key, path)
     return key
@@ -86,12 +104,25 @@ class ServiceRuntime:
         self.started_at = datetime.now(UTC)
 
     @classmethod
-    def start(cls, config: ServiceConfig, *, home: Path | None = None) -> ServiceRuntime:
-        from aimark.engines import aimark_home, load_model
+    def start(cls, config: ServiceConfig, *, home: Path | None = None, new_key: bool = False,
+              notify: Callable[[str], None] | None = None) -> ServiceRuntime:
+        """Load the model, open the registry, find the keys (see :func:`default_service_key`), start retention.
+
+        ``home``: the data directory for the service's own key (default: aimark's). ``new_key``: allow a new
+        key although the registry holds outputs of another. ``notify`` hears about keys moved out of a cache.
+        """
+        from aimark.engines import load_model
 
         loaded = load_model(config.model)
-        keys = [load_key(path) for path in config.key_paths] or [default_service_key(loaded, home or aimark_home())]
-        registry = Registry(config.db_url, retention_days=config.retention_days)
+        registry = Registry(config.db_url, retention_days=config.retention_days, min_evidence=config.registry_min_evidence)
+        try:
+            keys = [load_key(path) for path in config.key_paths] or [
+                default_service_key(loaded, home, registry=registry, allow_new=new_key, notify=notify)]
+            # Retention is enforced, not only displayed: purged now, then hourly until close() closes the registry.
+            registry.purge_periodically(config.purge_interval_s)
+        except BaseException:
+            registry.close()
+            raise
         return cls(config, loaded, keys, registry)
 
     def close(self) -> None:
