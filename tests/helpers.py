@@ -10,6 +10,7 @@ tests/test_keys.py checks that real randomness.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -67,6 +68,31 @@ class SeededKeys:
 
 def seeded_keys(label: str) -> SeededKeys:
     return SeededKeys(label)
+
+
+@contextlib.contextmanager
+def seeded_generate_key(label: str):
+    """Within the block, aimark.keys.generate_key draws from ``seeded_keys(label)``: for commands that make
+    their own key (``aimark keygen``, ``aimark demo``), which import it from aimark.keys when they run."""
+    import aimark.keys
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aimark.keys, "generate_key", SeededKeys(label))
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def seeded_keygen_per_module(request):
+    """Import into a test module (with seeded_keygen_per_test) to seed every key `aimark keygen`/`demo` make
+    there: module-scoped fixtures draw from the module's stream, each test from its own."""
+    with seeded_generate_key(request.module.__name__):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def seeded_keygen_per_test(request):
+    with seeded_generate_key(request.node.nodeid):
+        yield
 
 
 def fixed_key(scheme: str, label: str = "test", **params) -> WatermarkKey:

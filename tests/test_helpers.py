@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -57,3 +58,20 @@ def test_a_failing_test_reports_the_seed_and_the_header_names_it(tmp_path):
     assert completed.returncode == 1, completed.stdout
     assert f"aimark test seed: {SEED_VARIABLE}=42" in completed.stdout
     assert completed.stdout.count(f"reproduce with: {SEED_VARIABLE}=42 pytest 'test_fails.py::test_fails'") == 1, completed.stdout
+
+
+def test_commands_that_make_their_own_key_draw_it_from_the_seeded_stream(tmp_path):
+    from typer.testing import CliRunner
+
+    from aimark.cli import app
+    from tests.helpers import seeded_generate_key
+
+    ids = []
+    for attempt in range(2):
+        with seeded_generate_key("keygen-check"):
+            result = CliRunner().invoke(app, ["keygen", "--scheme", "gumbel", "--out", str(tmp_path / f"{attempt}.json"), "--json"])
+        assert result.exit_code == 0, result.output
+        ids.append(json.loads(result.stdout)["key_id"])
+    assert ids[0] == ids[1]
+    result = CliRunner().invoke(app, ["keygen", "--scheme", "gumbel", "--out", str(tmp_path / "real.json"), "--json"])
+    assert json.loads(result.stdout)["key_id"] != ids[0]  # outside the block: os.urandom again

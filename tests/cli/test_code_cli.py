@@ -7,7 +7,12 @@ import json
 import pytest
 
 from tests.cli.conftest import run
-from tests.helpers import ANSWER, PROGRAM
+from tests.helpers import (  # noqa: F401  (keygen's keys seeded)
+    ANSWER,
+    PROGRAM,
+    seeded_keygen_per_module,
+    seeded_keygen_per_test,
+)
 
 
 @pytest.fixture(scope="module")

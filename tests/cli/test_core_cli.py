@@ -8,6 +8,13 @@ import pytest
 
 from tests.cli.conftest import run
 
+# Keys keygen and demo make are seeded (their real randomness: tests/test_keys.py).
+from tests.helpers import (  # noqa: F401
+    seeded_generate_key,
+    seeded_keygen_per_module,
+    seeded_keygen_per_test,
+)
+
 
 @pytest.fixture(scope="module")
 def generated(key_file, tmp_path_factory):
@@ -127,16 +134,31 @@ def test_generate_label_sign_verify_end_to_end(generated, key_file, tmp_path):
     assert report["verdict"] == "not_satisfied"
 
 
-def test_demo_runs_every_language_with_controls(tiny_model_dir):
-    table = run("demo", "--model", tiny_model_dir, "--max-new-tokens", 16)
-    assert table.exit_code in (0, 1), table.output  # 1 = a verdict was not as expected (16 tokens is short)
-    assert "verdicts as expected" in table.output and "control" in table.output
-    result = run("demo", "--model", tiny_model_dir, "--max-new-tokens", 16, "--json")
-    document = json.loads(result.stdout)
-    assert [(r["language"], r["kind"]) for r in document["results"]] == [
-        (language, kind) for language in ("ko", "ja", "zh", "en", "code") for kind in ("watermarked", "control")
-    ]
+@pytest.fixture
+def same_demo_key(request):
+    """`demo` makes its own key; each ``with same_demo_key():`` block gives the run inside it the same seeded
+    key, so two runs see the same texts and verdicts, reproducibly."""
+    return lambda: seeded_generate_key(f"demo/{request.node.nodeid}")
+
+
+def demo_verdicts(document: dict) -> list[tuple[str, str, bool | None]]:
+    """(language, kind, watermarked) per row of `demo --json`; None where the text could not be scored."""
+    return [(r["language"], r["kind"], r["detection"]["watermarked"] if r["detection"] else None) for r in document["results"]]
+
+
+EXPECTED_DEMO = [(language, kind, kind == "watermarked") for language in ("ko", "ja", "zh", "en", "code") for kind in ("watermarked", "control")]
+
+
+def test_demo_gets_every_verdict_right_and_says_so(tiny_model_dir, same_demo_key):
+    """Every watermarked generation detected, every control not (64 tokens of the tiny model are enough),
+    and the table reports 10/10 with exit status 0 for the same key."""
+    with same_demo_key():
+        document = json.loads(run("demo", "--model", tiny_model_dir, "--max-new-tokens", 64, "--json").stdout)
     assert "secret" not in json.dumps(document["key"])
+    assert demo_verdicts(document) == EXPECTED_DEMO
+    with same_demo_key():
+        table = run("demo", "--model", tiny_model_dir, "--max-new-tokens", 64)
+    assert table.exit_code == 0 and "10/10 verdicts as expected" in table.output, table.output
 
 
 def test_prompt_file_lines_end_at_newlines_only(tmp_path):
