@@ -16,6 +16,8 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ import yaml
 from lxml import etree
 
 from aimark.provenance.errors import ProvenanceError
+from aimark.provenance.pdf_limits import bounded_pdf
 from aimark.provenance.zip_limits import read_part, safe_zip
 
 FIELDS = ("Label", "ContentProducer", "ProduceID", "ReservedCode1", "ContentPropagator", "PropagateID", "ReservedCode2")
@@ -118,21 +121,59 @@ def _only_one(keys: list[str]) -> None:
 _FRONT_MATTER = re.compile(r"\A(?P<bom>\ufeff?)---(?P<nl>\r\n|\r|\n)(?:(?P<body>.*?)(?:\r\n|\r|\n))?(?:---|\.\.\.)[ \t]*(?:\r\n|\r|\n|\Z)", re.S)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe loader that rejects duplicate keys (PyYAML keeps the last silently, hiding a second AIGC)."""
+# Annex E needs one mapping of strings; nothing deeper than this is a label, and YAML nested past
+# Python's recursion limit would otherwise end in RecursionError.
+MAX_YAML_DEPTH = 32
 
 
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+class _FrontMatterLoader(yaml.SafeLoader):
+    """Safe loader for untrusted front matter: no aliases, bounded nesting, scalar keys, no duplicates.
+
+    Aliases are refused outright: "billion laughs" nests aliases so that building or printing the
+    value costs exponential time and memory, and a label never needs one. A duplicate key is an error
+    (PyYAML keeps the last silently, hiding a second AIGC); a non-scalar key (`? [a]`) cannot be one.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            raise AigcError("aigc.malformedYaml", f"front matter uses a YAML alias (line {self.peek_event().start_mark.line + 1}); aliases are not accepted")
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise AigcError("aigc.malformedYaml", f"front matter is nested deeper than {MAX_YAML_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _construct_unique_mapping(loader: _FrontMatterLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise AigcError("aigc.malformedYaml", f"front matter has a non-scalar key (line {key_node.start_mark.line + 1})")
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise AigcError("aigc.multipleLabels" if "AIGC" in str(key) else "aigc.malformedYaml", f"duplicate key {key!r} in front matter")
+            raise AigcError("aigc.multipleLabels" if "AIGC" in str(key) else "aigc.malformedYaml", f"duplicate key {str(key)[:80]!r} in front matter")
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+_FrontMatterLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _load_front_matter(body: str) -> Any:
+    try:
+        return yaml.load(body, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        # PyYAML's message quotes the input; the line number is all a reader needs to find the fault.
+        raise AigcError("aigc.malformedYaml", f"front matter is not valid YAML{where}") from err
+    except (ValueError, TypeError, OverflowError) as err:
+        # Scalars the safe constructors reject after parsing: `2024-13-45` (a date), huge or odd numbers.
+        raise AigcError("aigc.malformedYaml", f"front matter holds a value YAML cannot construct ({type(err).__name__})") from err
 
 
 def _markdown_text(data: bytes) -> str:
@@ -150,10 +191,7 @@ def read_markdown(data: bytes) -> AigcLabel | None:
     body = match.group("body") or ""
     if len(body.encode()) > MAX_METADATA_BYTES:
         raise AigcError("aigc.malformedYaml", f"front matter larger than {MAX_METADATA_BYTES} bytes")
-    try:
-        front = yaml.load(body, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as err:
-        raise AigcError("aigc.malformedYaml", f"front matter is not valid YAML ({str(err).splitlines()[0]})") from err
+    front = _load_front_matter(body)
     if front is None:
         return None
     if not isinstance(front, dict):
@@ -202,7 +240,7 @@ def _parse_xml(data: bytes, part: str) -> etree._Element:
     try:
         return etree.fromstring(data, _XML_PARSER)
     except etree.XMLSyntaxError as err:
-        raise AigcError("aigc.malformedXml", f"{part} is not well-formed XML ({err})") from err
+        raise AigcError("aigc.malformedXml", f"{part} is not well-formed XML (line {err.lineno})") from err
 
 
 def _aigc_properties(root: etree._Element) -> list[etree._Element]:
@@ -265,27 +303,28 @@ def write_docx(data: bytes, label: AigcLabel) -> bytes:
 
 # --- PDF: document Info dictionary ----------------------------------------------------------------
 
-def _pdf_reader(data: bytes):
-    import pypdf
-
+@contextmanager
+def _readable_pdf(data: bytes) -> Iterator[Any]:
+    """A bounded PdfReader; whatever pypdf raises on hostile input, within the block too, is "unreadable"."""
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-        info = reader.metadata
-        _ = len(reader.pages)  # fail here, not later, on a broken page tree
-    except Exception as err:  # noqa: BLE001 - pypdf raises many types on hostile input; each is "unreadable"
-        raise AigcError("aimark.pdf.unreadable", f"PDF cannot be parsed ({type(err).__name__}: {err})") from err
-    return reader, info
+        with bounded_pdf(data) as reader:
+            _ = len(reader.pages)  # fail here, not later, on a broken page tree
+            yield reader
+    except AigcError:
+        raise
+    except Exception as err:  # noqa: BLE001 - pypdf raises many types on hostile input
+        raise AigcError("aimark.pdf.unreadable", f"PDF cannot be parsed ({type(err).__name__})") from err
 
 
 def read_pdf(data: bytes) -> AigcLabel | None:
-    _, info = _pdf_reader(data)
-    if not info:
-        return None
-    keys = [str(k) for k in info if "AIGC" in str(k)]
+    with _readable_pdf(data) as reader:
+        info = reader.metadata
+        keys = [str(k) for k in info if "AIGC" in str(k)] if info else []
+        raw = str(info[keys[0]]) if keys else None
     if not keys:
         return None
     _only_one(keys)
-    return parse_value(str(info[keys[0]]))
+    return parse_value(raw)
 
 
 def write_pdf(data: bytes, label: AigcLabel) -> bytes:
@@ -294,11 +333,11 @@ def write_pdf(data: bytes, label: AigcLabel) -> bytes:
 
     if read_pdf(data) is not None:
         raise AigcError("aigc.multipleLabels", "PDF already carries an AIGC label")
-    reader, _ = _pdf_reader(data)
-    writer = pypdf.PdfWriter(reader, incremental=True)
-    writer.add_metadata({"/AIGC": label.to_json()})
     out = io.BytesIO()
-    writer.write(out)
+    with _readable_pdf(data) as reader:
+        writer = pypdf.PdfWriter(reader, incremental=True)
+        writer.add_metadata({"/AIGC": label.to_json()})
+        writer.write(out)
     return out.getvalue()
 
 
