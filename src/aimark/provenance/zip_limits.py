@@ -27,7 +27,7 @@ def safe_zip(data: bytes) -> zipfile.ZipFile:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
     except _ZIP_ERRORS as err:
-        raise ProvenanceError("aimark.docx.notZip", f"not a ZIP/OOXML package ({type(err).__name__}: {err})") from err
+        raise ProvenanceError("aimark.docx.notZip", f"not a ZIP/OOXML package ({type(err).__name__})") from err
     if len(entries) > MAX_PARTS:
         raise ProvenanceError("aimark.docx.tooLarge", f"{len(entries)} parts exceed the limit of {MAX_PARTS}")
     total = 0
@@ -50,7 +50,7 @@ def read_part(archive: zipfile.ZipFile, name: str, limit: int = MAX_PART_BYTES) 
         with archive.open(entry) as stream:
             data = stream.read(limit + 1)
     except _ZIP_ERRORS as err:
-        raise ProvenanceError("aimark.docx.corruptPart", f"cannot read {name}: {err}") from err
+        raise ProvenanceError("aimark.docx.corruptPart", f"cannot read {name[:200]} ({type(err).__name__})") from err
     if len(data) > limit:
-        raise ProvenanceError("aimark.docx.zipBomb", f"part {name} expands beyond {limit} bytes")
+        raise ProvenanceError("aimark.docx.tooLarge", f"part {name[:200]} is larger than {limit} bytes once decompressed")
     return data

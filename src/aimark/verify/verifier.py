@@ -7,6 +7,7 @@ AIGC metadata (well-formed? one?), and the watermark (through a caller-supplied 
 from __future__ import annotations
 
 import inspect
+import logging
 import numbers
 import re
 from dataclasses import dataclass, field
@@ -14,15 +15,17 @@ from typing import Any, Callable
 
 from aimark.labels import WORDING_RULES, find_labels, remove_label_text
 from aimark.provenance import AIGC_CARRIERS, TRAINED_ALGORITHMIC_MEDIA, detect_carrier, read_aigc, read_c2pa
-from aimark.provenance import structured_text
 from aimark.provenance.aigc import AigcLabel
 from aimark.provenance.errors import ProvenanceError
 from aimark.provenance.validation import C2paReport
+from aimark.verify.extract import ExtractedText, visible_text
 from aimark.verify.profiles import PROFILES, Profile, Requirement
 from aimark.verify.report import (
     MISSING, NOT_APPLICABLE, NOT_CHECKED, SATISFIED, VIOLATED, InputError, ProfileResult, RequirementResult,
     VerificationReport,
 )
+
+_log = logging.getLogger(__name__)
 
 # text -> detection dict; a check that takes a keyword `filename` is also given the file's name (for the code gate).
 WatermarkCheck = Callable[..., dict]
@@ -49,50 +52,10 @@ class Evidence:
     registry: dict[str, Any] | None = None
     registry_error: str | None = None
     input_errors: list[InputError] = field(default_factory=list)
+    extracted: ExtractedText | None = None
 
 
 # --- reading the layers ----------------------------------------------------------------------------
-
-def _visible_text(content: bytes, carrier: str) -> str:
-    """The human-visible text: decoded, without the A.8 wrapper or the A.9 manifest line."""
-    if carrier == "pdf":
-        return _pdf_text(content)
-    if carrier == "docx":
-        return _docx_text(content)
-    text = content.decode("utf-8")
-    text = re.sub("\ufeff[\ufe00-\ufe0f\U000e0100-\U000e01ef]+", "", text)
-    return structured_text.without_manifest_lines(text)
-
-
-def _pdf_text(content: bytes) -> str:
-    import io
-
-    import pypdf
-
-    try:
-        reader = pypdf.PdfReader(io.BytesIO(content), strict=False)
-        pages = list(reader.pages)
-        chosen = pages[:1] + pages[-1:] if len(pages) > 1 else pages
-        return "\n".join(page.extract_text() or "" for page in chosen)
-    except Exception as err:  # noqa: BLE001 - pypdf raises many types on hostile input
-        raise ProvenanceError("aimark.pdf.unreadable", f"PDF cannot be parsed ({type(err).__name__})") from err
-
-
-def _docx_text(content: bytes) -> str:
-    from lxml import etree
-
-    from aimark.provenance.zip_limits import read_part, safe_zip
-
-    body = read_part(safe_zip(content), "word/document.xml")
-    if body is None:
-        raise ProvenanceError("aimark.docx.notDocx", "package has no word/document.xml")
-    try:
-        root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
-    except etree.XMLSyntaxError as err:
-        raise ProvenanceError("aimark.docx.corruptPart", f"word/document.xml is not well-formed ({err})") from err
-    w = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
-    return "\n".join("".join(t.text or "" for t in p.iter(f"{w}t")) for p in root.iter(f"{w}p"))
-
 
 def _find_notices(text: str) -> list[dict[str, Any]]:
     """aimark labels anywhere, and any line near the start or end that words an AI notice for some profile."""
@@ -143,7 +106,9 @@ def _run_watermark_check(check: WatermarkCheck, text: str, filename: str | None)
     try:
         result = _normalise_watermark_result(check(text, filename=filename) if _takes_filename(check) else check(text))
     except Exception as err:  # noqa: BLE001 - a detector failure is reported, never a traceback
-        return None, f"watermark check failed: {type(err).__name__}: {err}"
+        # Its message may quote the text or hold paths; the report gets a fixed line, the log the type.
+        _log.warning("watermark check raised %s", type(err).__name__)
+        return None, "watermark check failed (an error in the detector)"
     return (None, result) if isinstance(result, str) else (result, None)
 
 
@@ -151,7 +116,8 @@ def _run_registry_lookup(lookup: RegistryLookup, text: str) -> tuple[dict[str, A
     try:
         result = lookup(text)
     except Exception as err:  # noqa: BLE001 - a database failure is reported, never a traceback
-        return None, f"registry lookup failed: {type(err).__name__}"
+        _log.warning("registry lookup raised %s", type(err).__name__)
+        return None, "registry lookup failed (an error in the registry)"
     if not isinstance(result, dict) or not isinstance(result.get("matches"), list):
         return None, "registry lookup did not return {'matches': [...]}"
     return result, None
@@ -164,7 +130,8 @@ def gather_evidence(
     carrier = detect_carrier(content, filename)
     evidence = Evidence(carrier=carrier)
     try:
-        evidence.text = _visible_text(content, carrier)
+        evidence.extracted = visible_text(content, carrier)
+        evidence.text = evidence.extracted.text
     except UnicodeDecodeError as err:
         evidence.input_errors.append(InputError("aimark.text.invalidUtf8", f"content is not valid UTF-8 (byte {err.start})"))
     except ProvenanceError as err:
@@ -243,6 +210,8 @@ def _watermark_detected(evidence: Evidence, profile: Profile) -> tuple[str, str]
     summary = f"scheme {mark['scheme']}, key {mark['key_id']}, p={mark['p_value']:.3g}, {mark['num_scored_tokens']} tokens scored"
     if mark.get("code_language"):
         summary += f", code gate: {mark['code_language']}"
+    if evidence.extracted is not None and evidence.extracted.partial:
+        summary += ", on part of the text only"
     return (SATISFIED, f"watermark detected ({summary})") if mark["watermarked"] else (MISSING, f"no watermark detected ({summary})")
 
 
@@ -326,6 +295,7 @@ def _layers(evidence: Evidence) -> dict[str, Any]:
     if evidence.registry_error:
         registry["error"] = evidence.registry_error
     return {
+        "text": evidence.extracted.to_dict() if evidence.extracted else None,
         "notice": {"found": evidence.notices},
         "c2pa": evidence.c2pa.to_dict() if evidence.c2pa else None,
         "aigc": aigc,
@@ -364,4 +334,6 @@ def verify(
         InputError(s.code, s.explanation) for s in (evidence.c2pa.statuses if evidence.c2pa else ())
         if s.source == "aimark" and s.kind == "informational" and s.code.startswith("aimark.text.")
     )
+    if evidence.extracted is not None and evidence.extracted.partial:
+        warnings += (InputError("aimark.text.partiallyRead", evidence.extracted.note),)
     return VerificationReport(filename, evidence.carrier, results, _layers(evidence), tuple(evidence.input_errors), warnings)
