@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 NGRAM = 5
@@ -68,7 +67,10 @@ def content_text(text: str) -> str:
 
 
 def normalised_tokens(text: str) -> list[str]:
-    return _TOKEN.findall(unicodedata.normalize("NFKC", content_text(text)).casefold())
+    # unicodedata's NFKC, without its quadratic cost on runs of combining marks
+    from aimark.textbounds import normalize
+
+    return _TOKEN.findall(normalize("NFKC", content_text(text)).casefold())
 
 
 def _hash(value: str, secret: bytes | None = None) -> int:
