@@ -83,7 +83,7 @@ def test_sign_then_verify_json(tmp_path, certs) -> None:
     document = json.loads(result.stdout)
     assert set(document) == {"schema_version", "file", "carrier", "verdict", "input_errors", "warnings", "profiles", "layers"}
     assert document["verdict"] == "satisfied" and document["carrier"] == "markdown"
-    assert set(document["layers"]) == {"notice", "c2pa", "aigc", "watermark", "registry"}
+    assert set(document["layers"]) == {"text", "notice", "c2pa", "aigc", "watermark", "registry"}
     requirement = document["profiles"][0]["requirements"][0]
     assert set(requirement) == {"id", "description", "clause", "layer", "mandatory", "status", "detail"}
 

@@ -297,6 +297,8 @@ def _parse_jsonl_line(raw_line: bytes, line_number: int) -> tuple[Optional[str],
         return None, f"line {line_number}: not valid UTF-8"
     except json.JSONDecodeError:
         return None, f"line {line_number}: not a JSON object"
+    except RecursionError:
+        return None, f"line {line_number}: JSON nested too deeply"
     if not isinstance(document, dict) or not isinstance(document.get("text"), str):
         return None, f"line {line_number}: expected a JSON object with a string 'text' field"
     return document["text"], None

@@ -19,7 +19,7 @@ MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 def fail(message: str, code: int = 2) -> None:
     """Print one line on stderr and exit (never a traceback)."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)  # one line, whatever the width
     raise typer.Exit(code)
 
 
@@ -37,7 +37,7 @@ def read_trust_anchors(path) -> bytes | None:
 
 
 def guarded(command: Callable) -> Callable:
-    """Turn aimark's expected errors into a one-line message and exit code 2."""
+    """Turn every error into a one-line message and exit code 2 (aimark's own with their message)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -55,6 +55,13 @@ def guarded(command: Callable) -> Callable:
             raise typer.Exit(130) from None
         except expected as exc:
             fail(_one_line(exc))
+        except RecursionError:
+            fail("input is nested too deeply to read")
+        except MemoryError:
+            fail("input needs more memory than is available")
+        except Exception as exc:  # noqa: BLE001 - exit 1 means "not satisfied" to `verify`: never a traceback
+            # A foreign message may quote the input; its type says enough to report the bug.
+            fail(f"internal error ({type(exc).__name__}); please report it with the command that caused it")
 
     return wrapper
 
