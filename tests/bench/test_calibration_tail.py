@@ -8,17 +8,16 @@ import numpy as np
 import pytest
 
 from aimark.detect import Detector
-from aimark.keys import generate_key
 from aimark.schemes import scheme_for_key
 from bench.calibration_tail import PassageSet, tail_counts
 
 
 @pytest.mark.parametrize("scheme_name", ["gumbel", "synthid"])
-def test_fast_path_equals_the_detector_for_fresh_keys(tiny, human_passages, scheme_name):
+def test_fast_path_equals_the_detector_for_fresh_keys(tiny, human_passages, keys, scheme_name):
     texts = list(human_passages[:12]) + [human_passages[0] + " " + human_passages[0]]  # a repeated passage: dedup matters
-    passages = PassageSet(Detector(generate_key(scheme_name), tiny.tokenizer), texts)
+    passages = PassageSet(Detector(keys(scheme_name), tiny.tokenizer), texts)
     for _ in range(3):
-        key = generate_key(scheme_name)
+        key = keys(scheme_name)
         fast = passages.log_p_values(scheme_for_key(key))
         detector = Detector(key, tiny.tokenizer)
         for index, text in enumerate(texts):
@@ -27,9 +26,9 @@ def test_fast_path_equals_the_detector_for_fresh_keys(tiny, human_passages, sche
             assert fast[index] == pytest.approx(math.log(result.p_value), rel=1e-9, abs=1e-12)
 
 
-def test_a_scheme_whose_units_depend_on_the_key_is_refused(tiny, human_passages):
+def test_a_scheme_whose_units_depend_on_the_key_is_refused(tiny, human_passages, keys):
     with pytest.raises(ValueError, match="depend on the key"):
-        PassageSet(Detector(generate_key("kgw"), tiny.tokenizer), list(human_passages[:12]))
+        PassageSet(Detector(keys("kgw"), tiny.tokenizer), list(human_passages[:12]))
 
 
 def test_tail_counts_compare_with_the_expected_count():
