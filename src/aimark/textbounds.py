@@ -120,12 +120,22 @@ def _presorted(form: str, text: str) -> str | None:
     return "".join(pieces)
 
 
-def normalize(form: str, text: str) -> str:
-    """``unicodedata.normalize(form, text)``, the same result, without its quadratic worst case."""
+def ordered_runs(form: str, text: str) -> str:
+    """``text`` with each long run of marks decomposed (per ``form``) and in canonical order; equivalent
+    to ``text`` under ``form``, and ``text`` itself when it has no such run.
+
+    For code that normalises pieces of a text itself, such as Python's parser, which applies NFKC to
+    every identifier (an identifier may hold any number of combining marks).
+    """
     if form not in _DECOMPOSE:
         raise ValueError(f"invalid normalization form {form!r}")
     presorted = _presorted(form, text)
-    return unicodedata.normalize(form, text if presorted is None else presorted)
+    return text if presorted is None else presorted
+
+
+def normalize(form: str, text: str) -> str:
+    """``unicodedata.normalize(form, text)``, the same result, without its quadratic worst case."""
+    return unicodedata.normalize(form, ordered_runs(form, text))
 
 
 def is_normalized(form: str, text: str) -> bool:

@@ -371,3 +371,10 @@ def test_a_long_program_is_still_python_and_only_its_start_is_parsed():
     with pytest.raises(SyntaxError):
         ast.parse(long_statements[:GUESS_PARSE_LIMIT])
     assert guess_language(long_statements) == "python"
+
+
+@pytest.mark.timeout(10)
+def test_an_identifier_with_80000_combining_marks_is_guessed_in_linear_time():
+    # Python's parser NFKC-normalises identifiers; a letter with 50,000 marks took it 12 s.
+    assert guess_language("a" + "\u0301\u0316" * 40_000) is None
+    assert guess_language("x" + "\u0301\u0316" * 40_000 + " = 1\n") == "python"

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from aimark import textbounds
 from aimark.languages import language_for_filename
 
 # Lexical classes, coarse and shared by every language.
@@ -226,7 +227,9 @@ def guess_language(text: str) -> str | None:
     import ast
 
     try:
-        tree = ast.parse(_parse_prefix(text))
+        # The parser applies NFKC to each identifier, and combining marks may continue one: a letter with
+        # 50,000 marks took it 12 s. Ordered first (an equivalent text), they cost it nothing.
+        tree = ast.parse(textbounds.ordered_runs("NFKC", _parse_prefix(text)))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     code_nodes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Assign, ast.For, ast.While, ast.If, ast.Return)
