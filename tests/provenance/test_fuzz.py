@@ -13,6 +13,10 @@ from aimark.provenance import add_provenance, read_aigc, read_c2pa
 from aimark.provenance.errors import ProvenanceError
 
 MUTATIONS_PER_FILE = 80
+# Byte strings the parsers react to: BOMs, selectors, front-matter fences, and YAML that used to crash
+# the AIGC reader past its error handler (a date it cannot build, a list as key, an alias).
+_INSERTIONS = [b"\xef\xbb\xbf", "\ufe01".encode(), b"\x00", b"---\n", b"AIGC", b"\xff",
+               b"x: 2024-13-45\n", b"? [a]\n: 1\n", b"&a [x]\n", b"*a\n", b"[[[[[[[[", b"http://127.0.0.1:9/m.c2pa"]
 
 
 def _mutate(data: bytes, rng: random.Random) -> bytes:
@@ -25,7 +29,7 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
         elif choice < 0.6:
             del data[position : position + rng.randint(1, 64)]
         elif choice < 0.8:
-            data[position:position] = rng.choice([b"\xef\xbb\xbf", "\ufe01".encode(), b"\x00", b"---\n", b"AIGC", b"\xff"])
+            data[position:position] = rng.choice(_INSERTIONS)
         else:
             data = data[: rng.randrange(len(data) + 1)]
     return bytes(data)
