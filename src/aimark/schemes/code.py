@@ -22,6 +22,7 @@ import keyword
 import re
 import tokenize
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -333,42 +334,57 @@ def _pygments_spans(text: str, alias: str) -> list[Span]:
     return spans
 
 
-def _closes(fence: re.Match, opening: re.Match) -> bool:
-    """Whether ``fence`` closes ``opening``: the same character, at least as long, no info string."""
-    mark, opened = fence.group("fence"), opening.group("fence")
-    return mark[0] == opened[0] and len(mark) >= len(opened) and not fence.group("info").strip()
+class _Fence(NamedTuple):
+    start: int
+    end: int
+    mark: str  # the backticks or tildes
+    info: str
+
+
+def _fences(text: str) -> list[_Fence]:
+    return [_Fence(m.start(), m.end(), m.group("fence"), m.group("info")) for m in _FENCE.finditer(text)]
+
+
+def _closing(fences: list[_Fence], index: int) -> int | None:
+    """Index of the fence that closes ``fences[index]``: the same character, at least as long, no info string."""
+    mark = fences[index].mark
+    for after in range(index + 1, len(fences)):
+        fence = fences[after]
+        if fence.mark[0] == mark[0] and len(fence.mark) >= len(mark) and not fence.info.strip():
+            return after
+    return None
 
 
 def _markdown_spans(text: str) -> list[Span]:
     """Prose outside fences; each fenced block lexed as its info-string language (unknown: prose)."""
     spans: list[Span] = []
     position = 0
-    fences = list(_FENCE.finditer(text))
+    fences = _fences(text)
     index = 0
     while index < len(fences):
         opening = fences[index]
         # The search for the closing fence resumes after it, so each fence is read once in all.
-        after = next((j for j in range(index + 1, len(fences)) if _closes(fences[j], opening)), None)
+        after = _closing(fences, index)
         closing = fences[after] if after is not None else None
-        body_start = opening.end() + 1
-        body_end = closing.start() if closing else len(text)
-        if opening.start() > position:
-            spans.append((position, opening.start(), PROSE))
-        spans.append((opening.start(), min(body_start, len(text)), OTHER))
-        info = opening.group("info").strip().split(maxsplit=1)
+        body_start = opening.end + 1
+        body_end = closing.start if closing else len(text)
+        if opening.start > position:
+            spans.append((position, opening.start, PROSE))
+        spans.append((opening.start, min(body_start, len(text)), OTHER))
+        info = opening.info.split(maxsplit=1)
         try:
             language = normalise_language(info[0]) if info else None
         except UnsupportedLanguageError:
             language = None
-        body = text[body_start:body_end]
-        if body and language not in (None, "markdown"):
+        if body_end > body_start and language not in (None, "markdown"):
+            body = text[body_start:body_end]
             spans.extend((s + body_start, e + body_start, label) for s, e, label in lexical_spans(body, language))
-        elif body:
+        elif body_end > body_start:
             spans.append((body_start, body_end, PROSE))
         if closing is None:
             return spans
-        spans.append((closing.start(), closing.end(), OTHER))
-        position = closing.end()
+        spans.append((closing.start, closing.end, OTHER))
+        position = closing.end
         index = after + 1
     if position < len(text):
         spans.append((position, len(text), PROSE))
