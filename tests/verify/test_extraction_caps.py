@@ -107,3 +107,19 @@ def test_head_and_tail_of_pieces(limit) -> None:
     assert result.total_chars == len(full) and result.partial
     assert full.startswith(result.text[:half]) and full.endswith(result.text[-half:])
     assert len(result.text) <= 2 * half + 1
+
+
+def test_watermark_check_sees_the_capped_text_and_the_report_says_so() -> None:
+    rng = random.Random(5)
+    body = ["".join(chr(rng.randrange(0x4E00, 0x9FA5)) for _ in range(300)) for _ in range(2000)]
+    received: list[int] = []
+
+    def check(text: str) -> dict:
+        received.append(len(text))
+        return {"watermarked": False, "p_value": 0.5, "scheme": "synthid", "key_id": "k", "num_scored_tokens": 900}
+
+    report = verify(make_docx(body), "big.docx", "cn", watermark_check=check)
+    assert received and received[0] <= MAX_TEXT_CHARS + 1
+    details = [r.detail for p in report.profiles for r in p.requirements if r.layer == "watermark"]
+    assert details and all("on part of the text only" in d for d in details if "scheme" in d)
+    assert any("on part of the text only" in d for d in details)
