@@ -31,7 +31,7 @@ def run_with_file_size_limit(limit: int, script: str, *args: str, tmp_path) -> s
     body = tmp_path / "script.py"
     body.write_text(script)
     return subprocess.run([sys.executable, "-c", _LIMITED, str(limit), str(body), *args],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                          check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path)
 
 
 def test_failed_write_keeps_the_original(tmp_path) -> None:

@@ -22,7 +22,7 @@ from aimark.verify import verify
 class _Recorder(http.server.BaseHTTPRequestHandler):
     requests: list[str]
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.requests.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "application/c2pa")
