@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,17 @@ def test_key_overwrite_that_fails_keeps_the_old_key(tmp_path) -> None:
     assert result.returncode != 0
     assert path.read_bytes() == original
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_devices_and_directories(tmp_path) -> None:
+    assert write_atomic(os.devnull, b"discarded") == Path(os.devnull)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_atomic(fifo, b"through the pipe")
+        assert os.read(reader, 100) == b"through the pipe"
+    finally:
+        os.close(reader)
+    with pytest.raises(IsADirectoryError):
+        write_atomic(tmp_path, b"x")

@@ -53,8 +53,13 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int | None 
         pass
     if existing is not None and not overwrite:
         raise FileExistsError(17, "File exists", str(path))
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise IsADirectoryError(21, "Is a directory", str(path))
     if existing is not None and not stat.S_ISREG(existing.st_mode):
-        raise IsADirectoryError(21, "Not a regular file", str(path))
+        # A device or pipe (/dev/null, a FIFO): nothing there to lose, and it cannot be renamed over.
+        with open(target, "wb") as stream:
+            stream.write(data)
+        return target
     if mode is None:
         mode = stat.S_IMODE(existing.st_mode) if existing is not None else _default_mode()
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
