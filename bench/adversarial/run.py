@@ -140,6 +140,18 @@ def _r(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
+def _growth(rows: list[Row], row: Row) -> float | None:
+    """Exponent of the adversarial time's growth from the next smaller size of the same entry and generator."""
+    smaller = [r for r in rows if r.entry == row.entry and r.generator == row.generator and r.size < row.size
+               and r.adversarial_s]
+    if not smaller or not row.adversarial_s:
+        return None
+    before = max(smaller, key=lambda r: r.size)
+    if before.adversarial_s < 0.005:  # below the timer's noise
+        return None
+    return math.log(row.adversarial_s / before.adversarial_s) / math.log(row.size / before.size)
+
+
 def report(rows: list[Row], sizes: tuple[int, ...], *, quick: bool, command: str) -> str:
     largest = max(sizes)
     lines = [
@@ -153,8 +165,11 @@ def report(rows: list[Row], sizes: tuple[int, ...], *, quick: bool, command: str
         "",
         f"## Worst ratio at {largest:,} bytes per entry",
         "",
-        "| entry | worst ratio | generator | meets target | not measured |",
-        "|---|---|---|---|---|",
+        "Growth: the exponent k in time ∝ size^k of that generator's adversarial time between the two largest "
+        "sizes (1: linear; a high ratio with k near 1 is a larger constant per character, not a blow-up).",
+        "",
+        "| entry | worst ratio | generator | growth | meets target | not measured |",
+        "|---|---|---|---|---|---|",
     ]
     for entry in dict.fromkeys(row.entry for row in rows):
         at_largest = [row for row in rows if row.entry == entry and row.size == largest]
@@ -162,14 +177,19 @@ def report(rows: list[Row], sizes: tuple[int, ...], *, quick: bool, command: str
         missing = [f"{row.generator} ({row.outcome})" for row in at_largest if row.ratio is None]
         worst = max(measured, key=lambda row: row.ratio) if measured else None
         meets = "—" if worst is None else ("yes" if worst.ratio <= TARGET_RATIO and not missing else "**no**")
-        lines.append(f"| {entry} | {_r(worst.ratio) if worst else '-'} | {worst.generator if worst else '-'} | {meets} | "
-                     f"{'; '.join(missing) or '-'} |")
+        growth = _growth(rows, worst) if worst else None
+        lines.append(f"| {entry} | {_r(worst.ratio) if worst else '-'} | {worst.generator if worst else '-'} | "
+                     f"{'-' if growth is None else f'{growth:.2f}'} | {meets} | {'; '.join(missing) or '-'} |")
     lines += ["", "## Every measurement", "", "| entry | generator | size | adversarial bytes | ordinary | adversarial | ratio | outcome |",
               "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row.entry} | {row.generator} | {row.size:,} | {row.adversarial_bytes:,} | {_s(row.ordinary_s)} | "
                      f"{_s(row.adversarial_s)} | {_r(row.ratio)} | {row.outcome} |")
     return "\n".join(lines) + "\n"
+
+
+def _command(quick: bool, sizes: tuple[int, ...], *, custom: bool) -> str:
+    return "python -m bench.adversarial" + (" --quick" if quick else "") + (f" --sizes {','.join(map(str, sizes))}" if custom else "")
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
@@ -179,7 +199,14 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--entries", help="comma-separated entry names to run (default: all)")
     parser.add_argument("--budget", type=float, help="seconds one call may take (default: 20 quick, 60 full)")
     parser.add_argument("--out", type=Path, help="report path (default: bench/results/adversarial.md for a full run)")
+    parser.add_argument("--render", type=Path, help="only re-render the report from this JSON of an earlier run")
     args = parser.parse_args(argv)
+    if args.render:
+        rows = [Row(**row) for row in json.loads(args.render.read_text())]
+        sizes = tuple(sorted({row.size for row in rows}))
+        out = args.out or args.render.with_suffix(".md")
+        out.write_text(report(rows, sizes, quick=args.quick, command=_command(args.quick, sizes, custom=sizes != FULL_SIZES)))
+        return rows
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
     budget = args.budget or (20.0 if args.quick else 60.0)
     with temporary_work() as work:
@@ -193,8 +220,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
             close()
     out = args.out or (None if args.quick else RESULTS / "adversarial.md")
     if out is not None:
-        command = "python -m bench.adversarial" + (" --quick" if args.quick else "") + (f" --sizes {','.join(map(str, sizes))}" if args.sizes else "")
-        out.write_text(report(rows, sizes, quick=args.quick, command=command))
+        out.write_text(report(rows, sizes, quick=args.quick, command=_command(args.quick, sizes, custom=bool(args.sizes))))
         out.with_suffix(".json").write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n")
         print(f"wrote {out}")
     return rows
