@@ -59,8 +59,9 @@ def test_human_text_p_values_are_valid(human_draws, scheme):
 @pytest.mark.parametrize("scheme", ["kgw", "gumbel"])
 def test_control_a_normal_approximation_fails_the_validity_check(human_draws, scheme):
     """The z-test on the same totals: on ~60-token texts its right tail is too light (KGW's count and Gumbel's
-    Gamma total are skewed), so its rate at 1e-3 is 2-3x nominal and the check above rejects it."""
-    with pytest.raises(AssertionError, match="at or below 0.001"):
+    Gamma total are skewed): its rate is about 2x nominal at 1e-3 (Gumbel up to 3x) and 1.25x at 1e-2, and
+    the check above rejects it (at 1e-3 or, for KGW under some seeds, first at 1e-2)."""
+    with pytest.raises(AssertionError, match="at or below"):
         assert_valid(human_draws[scheme].normal_approximation_p_values(), f"{scheme} z-test")
 
 
@@ -70,7 +71,7 @@ def test_control_a_mis_specified_q_fails_the_validity_check(human_draws, scheme)
     0.23 for KGW's green share): the same check rejects it."""
     draws = human_draws[scheme]
     wrong = replace(draws.null, success_probability=draws.null.success_probability - 0.02)
-    with pytest.raises(AssertionError, match="at or below 0.001"):
+    with pytest.raises(AssertionError, match="at or below"):
         assert_valid(draws.p_values(wrong), f"{scheme} with q - 0.02")
 
 
