@@ -290,6 +290,17 @@ def test_log_filter_redacts_bearer_tokens_and_url_passwords():
     assert API_KEY not in record.getMessage() and ":pw@" not in record.getMessage()
 
 
+@pytest.mark.timeout(10)
+def test_log_filter_is_linear_on_hostile_messages():
+    """The old password pattern retried from every '://' (2 s on 40 KB, quadratic); one log line must not stall."""
+    from aimark.service.security import RedactSecrets
+
+    hostile = "://a:" * 200_000 + "x"  # 1 MB: hours for the old pattern
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, hostile + " postgresql://u:pw@h/db", None, None)
+    RedactSecrets().filter(record)
+    assert ":pw@" not in record.getMessage()
+
+
 def test_internal_errors_are_a_fixed_message(app_factory, auth):
     from fastapi.testclient import TestClient
 

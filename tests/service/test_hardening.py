@@ -6,7 +6,6 @@ each against the hang it tests for.
 
 from __future__ import annotations
 
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 

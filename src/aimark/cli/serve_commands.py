@@ -31,7 +31,7 @@ def _credentials(cert: Optional[Path], private_key: Optional[Path]):
 
 def _api_key_digests(api_key_file: Optional[Path], no_auth: bool) -> frozenset[bytes]:
     from aimark.engines.models import data_file
-    from aimark.service.config import api_key_digest, create_api_key_file, read_api_keys
+    from aimark.service.config import create_api_key_file, read_api_keys
 
     digests = read_api_keys(api_key_file)
     if digests or no_auth:

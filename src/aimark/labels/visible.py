@@ -13,7 +13,9 @@ declaration, `<?php`, doctype, Markdown front matter).
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aimark.labels.notices import check_profile_and_language, notice_text
@@ -62,14 +64,24 @@ def decode_text(content: bytes) -> str:
         raise LabelError(f"content is not valid UTF-8 (byte {err.start}); refusing to label it") from err
 
 
-def _line_spans(text: str) -> list[tuple[int, int, int]]:
-    """(start, end-of-content, end-including-break) for each line; a final empty line is dropped."""
-    spans = []
+def _line_spans(text: str) -> Iterator[tuple[int, int, int]]:
+    """(start, end-of-content, end-including-break) for each line, lazily; a final empty line is dropped."""
     for match in _LINE.finditer(text):
         if match.start() == len(text):
             break
-        spans.append((match.start(), match.start(1), match.end()))
-    return spans
+        yield match.start(), match.start(1), match.end()
+
+
+def _lines_holding(text: str, needle: str) -> Iterator[tuple[int, int]]:
+    """(start, end-of-content) of each line that contains `needle`, found from the needle, not line by line:
+    a label is one line among possibly millions, and hostile input may be nothing but line breaks."""
+    position = text.find(needle)
+    while position >= 0:
+        start = max(text.rfind("\n", 0, position), text.rfind("\r", 0, position)) + 1
+        ends = [i for i in (text.find("\n", position), text.find("\r", position)) if i >= 0]
+        end = min(ends) if ends else len(text)
+        yield start, end
+        position = text.find(needle, end)
 
 
 def _detect_newline(text: str) -> str:
@@ -80,14 +92,15 @@ def _detect_newline(text: str) -> str:
 def _preamble_end(text: str, kind: FileKind) -> int:
     """Offset after the lines that must stay first in this kind of file."""
     spans = _line_spans(text)
-    if kind.name == "markdown" and spans and text[spans[0][0] : spans[0][1]] == "---":
+    if kind.name == "markdown" and text.startswith("---") and text[3:4] in ("\r", "\n", ""):
         # YAML front matter: through the closing '---' or '...' line.
-        for start, content_end, end in spans[1:]:
+        next(spans)
+        for start, content_end, end in spans:
             if text[start:content_end] in ("---", "..."):
                 return end
         return 0
     consumed = 0
-    for start, content_end, end in spans[:2]:
+    for start, content_end, end in itertools.islice(spans, 2):
         if start != consumed or not any(p.search(text[start:content_end]) for p in kind.preamble):
             break
         consumed = end
@@ -98,12 +111,10 @@ def find_labels(text: str, kind: FileKind | None = None) -> list[FoundLabel]:
     """Every line in `text` that is exactly a label aimark writes (any file kind, `kind` tried first)."""
     kinds = ([kind] if kind else []) + [k for k in FILE_KINDS.values() if k is not kind]
     found = []
-    for start, content_end, _ in _line_spans(text):
+    for start, content_end in _lines_holding(text, MARKER_TOKEN):
         if start == 0 and text.startswith(_BOM):
             start = len(_BOM)  # the byte order mark is not part of the first line's content
         line = text[start:content_end]
-        if MARKER_TOKEN not in line:
-            continue
         marker = _MARKER.search(line)
         if not marker:
             continue

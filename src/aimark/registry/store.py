@@ -275,16 +275,31 @@ class Registry:
 
     def record(self, record: IssuedRecord) -> None:
         """Store one issued output and its fingerprint hashes in one transaction."""
-        text_print = self.fingerprint(record.generated_text if record.generated_text is not None else record.text)
         with self.engine.begin() as connection:
-            connection.execute(issued_content.insert().values(
-                content_id=record.content_id, sha256=sha256_text(record.text), content_sha256=text_print.content_sha256,
-                num_fingerprints=len(text_print.hashes), num_tokens=text_print.num_tokens, key_id=record.key_id,
-                model=record.model, profile=record.profile, issued_at=_aware(record.issued_at),
-            ))
-            if text_print.hashes:
-                connection.execute(content_fingerprints.insert(),
-                                   [{"content_id": record.content_id, "hash": h} for h in sorted(text_print.hashes)])
+            self._insert(connection, record)
+
+    def replace(self, record: IssuedRecord) -> None:
+        """Replace the record of ``record.content_id`` (or store it) in one transaction.
+
+        A stream is recorded before its first byte leaves, with what is known then, and replaced with the
+        whole output at its end: the registry never misses an output that a client has started to receive.
+        """
+        with self.engine.begin() as connection:
+            connection.execute(content_fingerprints.delete().where(
+                content_fingerprints.c.content_id == record.content_id))
+            connection.execute(issued_content.delete().where(issued_content.c.content_id == record.content_id))
+            self._insert(connection, record)
+
+    def _insert(self, connection, record: IssuedRecord) -> None:
+        text_print = self.fingerprint(record.generated_text if record.generated_text is not None else record.text)
+        connection.execute(issued_content.insert().values(
+            content_id=record.content_id, sha256=sha256_text(record.text), content_sha256=text_print.content_sha256,
+            num_fingerprints=len(text_print.hashes), num_tokens=text_print.num_tokens, key_id=record.key_id,
+            model=record.model, profile=record.profile, issued_at=_aware(record.issued_at),
+        ))
+        if text_print.hashes:
+            connection.execute(content_fingerprints.insert(),
+                               [{"content_id": record.content_id, "hash": h} for h in sorted(text_print.hashes)])
 
     def purge(self, *, now: datetime | None = None) -> int:
         """Delete records older than the retention period; returns how many."""

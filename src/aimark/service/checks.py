@@ -40,6 +40,7 @@ class CheckSetup:
     alpha: float
     db_url: str
     retention_days: int
+    min_evidence: int
     trust_anchors: bytes | None
 
 
@@ -56,7 +57,8 @@ class Checks:
         from aimark.registry import Registry
 
         return cls(Detector(Keyring(list(setup.keys)), setup.tokenizer, alpha=setup.alpha),
-                   Registry(setup.db_url, retention_days=setup.retention_days), setup.trust_anchors)
+                   Registry(setup.db_url, retention_days=setup.retention_days, min_evidence=setup.min_evidence),
+                   setup.trust_anchors)
 
     def detect(self, text: str, prompt: str | None, with_tokens: bool, language: str | None,
                filename: str | None) -> dict:
@@ -118,7 +120,7 @@ class CheckRunner:
             from pebble import ProcessPool
 
             setup = CheckSetup(tuple(runtime.keyring), runtime.loaded.tokenizer, config.alpha, runtime.registry.url,
-                               config.retention_days, config.trust_anchors)
+                               config.retention_days, runtime.registry.min_evidence, config.trust_anchors)
             self._pool = ProcessPool(max_workers=self.workers, initializer=_init_worker, initargs=(setup,),
                                      context=multiprocessing.get_context("spawn"))
 

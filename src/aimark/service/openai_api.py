@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import anyio
@@ -249,9 +250,10 @@ async def completions(body: CompletionRequest, request: Request):
 # --- streaming -----------------------------------------------------------------------------------------
 
 def _stream_deltas(runtime: ServiceRuntime, formatted: str, sampling: SamplingRequest, stops: list[str],
-                   content_id: str, outcome) -> Iterator[tuple[str, str | None]]:
+                   content_id: str, outcome, issued_at: datetime) -> Iterator[tuple[str, str | None]]:
     """(text, finish_reason) pieces: the notice, the generated text (held back while it could be the start
-    of a stop string), the C2PA wrapper; recorded in the registry before the last piece."""
+    of a stop string), the C2PA wrapper. The caller recorded the content id before the response started;
+    the whole output replaces that record before the last piece."""
     prefix = runtime.notice_prefix()
     if prefix:
         yield prefix, None
@@ -274,7 +276,7 @@ def _stream_deltas(runtime: ServiceRuntime, formatted: str, sampling: SamplingRe
             yield generated[sent:], None
         labelled = prefix + generated
         suffix = runtime.manifest_suffix(labelled, content_id)
-        runtime.record(content_id, labelled + suffix, generated)
+        runtime.record(content_id, labelled + suffix, generated, replace=True, issued_at=issued_at)
         recorded = True
         yield suffix, "stop" if stopped else outcome.finish_reason
     finally:
@@ -282,7 +284,7 @@ def _stream_deltas(runtime: ServiceRuntime, formatted: str, sampling: SamplingRe
             # What was sent before the client left was issued too: it is recorded (unsigned) before the
             # model is released, so the registry is complete by the time the next request runs.
             try:
-                runtime.record(content_id, prefix + generated, generated)
+                runtime.record(content_id, prefix + generated, generated, replace=True, issued_at=issued_at)
             except Exception as err:  # noqa: BLE001 - logged; the client is gone
                 logger.error("could not record a cut-off stream: %s", type(err).__name__)
         deltas.close()  # the client left: stop the model at its next step
@@ -318,7 +320,7 @@ async def _stream_response(request: Request, formatted: str, sampling: SamplingR
                 "choices": [choice], "aimark": extension}
 
     async def events() -> AsyncIterator[bytes]:
-        pieces = _stream_deltas(runtime, formatted, sampling, stops, content_id, outcome)
+        pieces = _stream_deltas(runtime, formatted, sampling, stops, content_id, outcome, issued_at)
         done = object()
         try:
             if chat:
@@ -342,6 +344,17 @@ async def _stream_response(request: Request, formatted: str, sampling: SamplingR
                 await run_on(runtime.generation_executor, pieces.close)
 
     await gate.acquire()  # before the response starts, so a full queue is a plain 503; released by the response
+    # Record before issuing: the content id, key and time are in the registry before any byte leaves, so a
+    # registry that cannot be written is a plain 503 and never an unrecorded output.
+    issued_at = datetime.now(UTC)
+    try:
+        await run_on(runtime.generation_executor, lambda: runtime.record(content_id, runtime.notice_prefix(), "",
+                                                                          issued_at=issued_at))
+    except Exception as err:  # noqa: BLE001 - the client gets a fixed message, the log the type only
+        gate.release()
+        logger.error("could not record a stream before issuing it: %s", type(err).__name__)
+        raise ApiError(503, "registry_unavailable", "the issuance registry cannot be written; try again later",
+                       headers={"Retry-After": "5"}) from None
     return _ClosingStreamingResponse(events(), release=gate.release, media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -158,10 +158,13 @@ class ServiceRuntime:
         self.record(content_id, text, generated)
         return Issued(content_id, text, generated, num_tokens, finish_reason)
 
-    def record(self, content_id: str, text: str, generated: str) -> None:
-        self.registry.record(IssuedRecord(content_id=content_id, text=text, key_id=self.key.key_id,
-                                          model=self.loaded.name, profile=self.config.profile,
-                                          issued_at=datetime.now(UTC), generated_text=generated))
+    def record(self, content_id: str, text: str, generated: str, *, replace: bool = False,
+               issued_at: datetime | None = None) -> None:
+        """Store what was issued; ``replace``: overwrite the stream's earlier record of the same content id."""
+        record = IssuedRecord(content_id=content_id, text=text, key_id=self.key.key_id, model=self.loaded.name,
+                              profile=self.config.profile, issued_at=issued_at or datetime.now(UTC),
+                              generated_text=generated)
+        (self.registry.replace if replace else self.registry.record)(record)
 
     # --- generation -------------------------------------------------------------------------------
 
