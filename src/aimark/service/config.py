@@ -133,8 +133,11 @@ def create_api_key_file(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         return ""
+    from aimark.files import PRIVATE_MODE, write_atomic
+
     api_key = "amk-" + secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(api_key + "\n")
+    try:  # atomic: a crash mid-write must not leave an empty key file that later starts lock everyone out
+        write_atomic(path, (api_key + "\n").encode("utf-8"), mode=PRIVATE_MODE, overwrite=False)
+    except FileExistsError:  # another start made it first: keep theirs
+        return ""
     return api_key
