@@ -19,7 +19,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from aimark.registry import redact_url
-from aimark.service.probe import wait_until_up
+from aimark.service.probe import free_port, wait_until_up
 
 RESULTS = Path(__file__).parent / "results"
 PROMPTS = [
@@ -42,11 +41,6 @@ PROMPTS = [
 HUMAN = ("The committee met on Tuesday to review the budget for next year. Members agreed to postpone the vote until "
          "the auditors deliver their report, which is expected before the end of the month. ")
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -219,7 +213,7 @@ def main() -> int:
     keygen = [aimark, "keygen", "--out", str(key_file)] + (["--model", args.model] if args.model else [])
     subprocess.run(keygen, check=True, capture_output=True)
     rows_before = _registry_rows(db_url)
-    port = _free_port()
+    port = free_port()
     command = [aimark, "serve", "--port", str(port), "--key", str(key_file), "--api-key-file", str(work / "api-keys"),
                "--db-url", db_url, "--verify-rate", "1000000", "--verify-burst", "100000"]
     command += ["--model", args.model] if args.model else []

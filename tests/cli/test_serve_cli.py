@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -15,15 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from aimark.cli import app
-from aimark.service.probe import wait_until_up
+from aimark.service.probe import free_port, wait_until_up
 
 runner = CliRunner()
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -32,7 +26,7 @@ def served(tmp_path, tiny_model_dir):
     api_key = "amk-cli-test-key-0123456789"
     (tmp_path / "api-keys").write_text(f"# test keys\n{api_key}\n", encoding="utf-8")
     db_url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "AIMARK_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     env.pop("AIMARK_API_KEYS", None)

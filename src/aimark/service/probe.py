@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 
@@ -21,3 +22,13 @@ def wait_until_up(url: str, process: subprocess.Popen | None = None, *, timeout_
             return False
         time.sleep(0.2)
     return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago, for a child `aimark serve` whose own bound port a caller cannot read.
+
+    (In-process servers should bind port 0 and read the port back instead: no window for another process.)
+    """
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
