@@ -156,7 +156,9 @@ class IssuedRecord:
 class RegistryMatch:
     content_id: str
     match: str  # "exact" (same content) or "near" (shares most of its fingerprints)
-    similarity: float  # share of the looked-up text's fingerprints found in the issued text
+    # Share of the looked-up text's tokens that lie in n-grams it shares with the issued text: 1.0 for an exact
+    # copy, below 1 whenever a token of the looked-up text is new (whatever the keyed winnowing kept).
+    similarity: float
     issued_at: datetime
     key_id: str | None
     model: str
@@ -408,8 +410,8 @@ class Registry:
         if not kept:
             return []
         rows = connection.execute(sa.select(issued_content).where(issued_content.c.content_id.in_(kept))).mappings()
-        found = [_match(row, "near", len(common[row["content_id"]]) / len(text_print.hashes), evidence[row["content_id"]])
-                 for row in rows]
+        found = [_match(row, "near", min(evidence[row["content_id"]] / text_print.num_tokens, 1.0),
+                        evidence[row["content_id"]]) for row in rows]
         return sorted(found, key=lambda m: (-m.similarity, -m.issued_at.timestamp()))
 
     def lookup_dict(self, text: str, *, min_evidence: int | None = None) -> dict[str, Any]:
