@@ -155,6 +155,29 @@ def test_round_trip_edge_cases(kind_name: str, original: str, at: str) -> None:
     assert remove_label_text(labelled, kind)[0] == original
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    originals=st.lists(st.sampled_from(["x\n", "line two\r\n", "\n", "print('hi')\n", "본문\n"]), min_size=1, max_size=8),
+    kind_name=st.sampled_from(sorted(FILE_KINDS)),
+    positions=st.lists(st.sampled_from(["start", "end"]), min_size=8, max_size=8),
+)
+def test_every_label_of_a_concatenation_is_removed_exactly(originals, kind_name, positions) -> None:
+    # A file made of many labelled answers pasted one after another: each label goes, nothing else does.
+    kind = FILE_KINDS[kind_name]
+    pasted = "".join(add_label_text(text, kind, "kr", "ko", at) for text, at in zip(originals, positions))
+    restored, removed = remove_label_text(pasted, kind)
+    assert restored == "".join(originals) and len(removed) == len(originals)
+
+
+def test_a_flood_of_labels_is_removed_in_one_pass() -> None:
+    # 20,000 labelled lines: removal used to copy the whole text once per label (quadratic).
+    kind = file_kind_for("a.py")
+    originals = [f"x{i} = {i}\n" for i in range(20_000)]
+    pasted = "".join(add_label_text(text, kind, "cn", "zh") for text in originals)
+    restored, removed = remove_label_text(pasted)
+    assert restored == "".join(originals) and len(removed) == 20_000
+
+
 def test_crlf_file_gets_crlf_label() -> None:
     labelled = add_label_text("a\r\nb\r\n", file_kind_for("a.py"), "kr")
     assert labelled.count("\r\n") == 3 and "\n" not in labelled.replace("\r\n", "")

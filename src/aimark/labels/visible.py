@@ -13,6 +13,7 @@ declaration, `<?php`, doctype, Markdown front matter).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from aimark.labels.syntax import FILE_KINDS, FileKind
 MARKER_TOKEN = "aimark:label"
 _MARKER = re.compile(r"aimark:label profile=(?P<profile>[a-z]+) lang=(?P<lang>[a-z]+) at=(?P<at>start|end)")
 _LINE = re.compile(r"[^\r\n]*(\r\n|\r|\n|$)")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff"
 POSITIONS = ("start", "end")
 
@@ -72,15 +74,21 @@ def _line_spans(text: str) -> Iterator[tuple[int, int, int]]:
         yield match.start(), match.start(1), match.end()
 
 
+_BREAK = re.compile(r"[\r\n]")
+
+
 def _lines_holding(text: str, needle: str) -> Iterator[tuple[int, int]]:
     """(start, end-of-content) of each line that contains `needle`, found from the needle, not line by line:
-    a label is one line among possibly millions, and hostile input may be nothing but line breaks."""
+    a label is one line among possibly millions, and hostile input may be nothing but line breaks. Every
+    search is bounded by the previous line's end, so a text full of needles is still one pass."""
+    searched_from = 0
     position = text.find(needle)
     while position >= 0:
-        start = max(text.rfind("\n", 0, position), text.rfind("\r", 0, position)) + 1
-        ends = [i for i in (text.find("\n", position), text.find("\r", position)) if i >= 0]
-        end = min(ends) if ends else len(text)
+        start = max(text.rfind("\n", searched_from, position), text.rfind("\r", searched_from, position)) + 1
+        line_break = _BREAK.search(text, position)
+        end = line_break.start() if line_break else len(text)
         yield start, end
+        searched_from = end
         position = text.find(needle, end)
 
 
@@ -107,9 +115,17 @@ def _preamble_end(text: str, kind: FileKind) -> int:
     return consumed
 
 
+@functools.lru_cache(maxsize=256)
+def _kinds_by_line(profile: str, lang: str, at: str) -> dict[str, str]:
+    """Each file kind's label line for this marker -> the first kind (in FILE_KINDS order) that writes it."""
+    lines: dict[str, str] = {}
+    for candidate in FILE_KINDS.values():
+        lines.setdefault(render_label_line(candidate, profile, lang, at), candidate.name)
+    return lines
+
+
 def find_labels(text: str, kind: FileKind | None = None) -> list[FoundLabel]:
     """Every line in `text` that is exactly a label aimark writes (any file kind, `kind` tried first)."""
-    kinds = ([kind] if kind else []) + [k for k in FILE_KINDS.values() if k is not kind]
     found = []
     for start, content_end in _lines_holding(text, MARKER_TOKEN):
         if start == 0 and text.startswith(_BOM):
@@ -123,10 +139,10 @@ def find_labels(text: str, kind: FileKind | None = None) -> list[FoundLabel]:
             check_profile_and_language(profile, lang)
         except ValueError:
             continue
-        for candidate in kinds:
-            if render_label_line(candidate, profile, lang, at) == line:
-                found.append(FoundLabel(start, content_end, profile, lang, at, candidate.name, line))
-                break
+        if kind is not None and render_label_line(kind, profile, lang, at) == line:
+            found.append(FoundLabel(start, content_end, profile, lang, at, kind.name, line))
+        elif (kind_name := _kinds_by_line(profile, lang, at).get(line)) is not None:
+            found.append(FoundLabel(start, content_end, profile, lang, at, kind_name, line))
     return found
 
 
@@ -161,7 +177,7 @@ def add_label_text(text: str, kind: FileKind, profile: str, lang: str | None = N
 
 def _break_before(text: str, offset: int) -> str:
     """The line break that ends just before `offset` ('' if none)."""
-    if text[:offset].endswith("\r\n"):
+    if text.endswith("\r\n", 0, offset):
         return "\r\n"
     if offset and text[offset - 1] in "\r\n":
         return text[offset - 1]
@@ -169,19 +185,20 @@ def _break_before(text: str, offset: int) -> str:
 
 
 def _span_to_remove(text: str, label: FoundLabel) -> tuple[int, int]:
-    """The exact characters `add_label_text` inserted for this label."""
+    """The exact characters `add_label_text` inserted for this label (offset tests only: no slice copies,
+    which made removing thousands of labels quadratic)."""
     separated = FILE_KINDS[label.kind].blank_line_separator
-    after = re.match(r"\r\n|\r|\n", text[label.end :])
+    after = _LINE_BREAK.match(text, label.end)
     line_break = after.group(0) if after else ""
     if not line_break:
         # Inserted as break(s) + line at the very end of the text.
         before = _break_before(text, label.start)
-        count = 2 if separated and label.at == "end" and text[: label.start].endswith(before * 2) else 1
+        count = 2 if separated and label.at == "end" and text.endswith(before * 2, 0, label.start) else 1
         return label.start - count * len(before), label.end
     start, end = label.start, label.end + len(line_break)
-    if separated and label.at == "start" and text[end:].startswith(line_break):
+    if separated and label.at == "start" and text.startswith(line_break, end):
         end += len(line_break)
-    if separated and label.at == "end" and label.start and text[: label.start].endswith(line_break):
+    if separated and label.at == "end" and label.start and text.endswith(line_break, 0, label.start):
         start -= len(line_break)
     return start, end
 
@@ -189,10 +206,14 @@ def _span_to_remove(text: str, label: FoundLabel) -> tuple[int, int]:
 def remove_label_text(text: str, kind: FileKind | None = None) -> tuple[str, list[FoundLabel]]:
     """`text` without the labels aimark added, and the labels removed (an empty list when none)."""
     labels = find_labels(text, kind)
-    for label in sorted(labels, key=lambda found: found.start, reverse=True):
+    pieces, kept_from = [], 0
+    for label in labels:  # in text order, and the spans of successive labels do not overlap
         start, end = _span_to_remove(text, label)
-        text = text[:start] + text[end:]
-    return text, labels
+        start = max(start, kept_from)
+        pieces.append(text[kept_from:start])
+        kept_from = max(end, kept_from)
+    pieces.append(text[kept_from:])
+    return "".join(pieces), labels
 
 
 def add_label(content: bytes, kind: FileKind, profile: str, lang: str | None = None, at: str = "start") -> bytes:
