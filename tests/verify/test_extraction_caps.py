@@ -52,6 +52,35 @@ def test_small_pdf_with_a_huge_page_is_refused_not_read() -> None:
     assert report.verdict == "error"
 
 
+def test_small_pdf_showing_megabytes_of_text_is_refused_before_extraction() -> None:
+    # 5,000 strings of 3,000 letters: 15 MB of content under 100,000 tokens, a few KB compressed. pypdf's
+    # extraction is quadratic in a page's text, and this took over a minute.
+    bomb = pdf_with_pages(("(" + "a" * 3000 + ") Tj T* ") * 5000)
+    assert len(bomb) < 50_000
+    report = verify(bomb, "bomb.pdf", "eu")
+    assert [e.code for e in report.input_errors] == ["aimark.pdf.tooComplex"]
+
+
+def test_a_form_drawn_many_times_counts_each_time() -> None:
+    writer = pypdf.PdfWriter()
+    form = DecodedStreamObject()
+    form.set_data(b"BT /F1 10 Tf " + b"(" + b"b" * 50_000 + b") Tj ET")
+    form.update({NameObject("/Type"): NameObject("/XObject"), NameObject("/Subtype"): NameObject("/Form"),
+                 NameObject("/BBox"): pypdf.generic.ArrayObject([pypdf.generic.NumberObject(0)] * 4)})
+    form_ref = writer._add_object(form.flate_encode(level=9))
+    page = writer.add_blank_page(width=600, height=800)
+    page[NameObject("/Resources")] = DictionaryObject({NameObject("/XObject"): DictionaryObject({NameObject("/X0"): form_ref})})
+    contents = DecodedStreamObject()
+    contents.set_data(b"/X0 Do " * 50)
+    page[NameObject("/Contents")] = writer._add_object(contents)
+    out = io.BytesIO()
+    writer.write(out)
+    # 50 KB of form text is an ordinary page once; drawn 50 times it is 2.5 MB of parsing.
+    report = verify(out.getvalue(), "forms.pdf", "eu")
+    assert [e.code for e in report.input_errors] == ["aimark.pdf.tooComplex"]
+    assert "2 MiB of content parsed" in report.input_errors[0].message
+
+
 def test_pdf_middle_pages_are_said_to_be_unread() -> None:
     data = pdf_with_pages("(first page) Tj", "(middle page) Tj", "(last page) Tj")
     extracted = visible_text(data, "pdf")

@@ -102,7 +102,7 @@ def visible_text(content: bytes, carrier: str) -> ExtractedText:
 def _pdf_text(content: bytes) -> ExtractedText:
     from pypdf.errors import LimitReachedError
 
-    from aimark.provenance.pdf_limits import LIMITS_TEXT, bounded_pdf
+    from aimark.provenance.pdf_limits import LIMITS_TEXT, TextWorkExceeded, bounded_pdf, check_text_work
 
     try:
         with bounded_pdf(content) as reader:
@@ -110,8 +110,9 @@ def _pdf_text(content: bytes) -> ExtractedText:
             chosen = [0, count - 1] if count > 1 else list(range(count))
             collected = _HeadTail()
             for index in chosen:
+                check_text_work(reader.pages[index])
                 collected.add(reader.pages[index].extract_text() or "")
-    except LimitReachedError as err:
+    except (LimitReachedError, TextWorkExceeded) as err:
         raise ProvenanceError("aimark.pdf.tooComplex", f"a page needs more work to read than aimark allows ({LIMITS_TEXT})") from err
     except Exception as err:
         raise ProvenanceError("aimark.pdf.unreadable", f"PDF cannot be parsed ({type(err).__name__})") from err
