@@ -195,3 +195,24 @@ def test_an_ordinary_check_is_answered_while_a_heavy_one_runs(app_factory):
         finished.append(f"ordinary {ordinary.status_code}")
         runner.join()
     assert finished == ["ordinary 200", "heavy 200"]
+
+
+@pytest.mark.timeout(300)
+def test_readiness_waits_for_every_check_worker(app_factory):
+    app = app_factory(detect_workers=2, detect_deadline_s=60)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        seen = []
+        while not seen or seen[-1]["status"] != "ready":
+            response = client.get("/readyz")
+            body = response.json()
+            assert response.status_code == (200 if body["status"] == "ready" else 503)
+            assert body["check_workers"] == 2 and 0 <= body["check_workers_ready"] <= 2
+            seen.append(body)
+            threading.Event().wait(0.1)
+        assert seen[-1]["check_workers_ready"] == 2
+        assert [b["check_workers_ready"] for b in seen] == sorted(b["check_workers_ready"] for b in seen)
+        assert client.get("/healthz").json() == {"status": "ok"}  # liveness answers whatever the workers do
+
+
+def test_an_in_process_service_is_ready_at_once(client):
+    assert client.get("/readyz").json() == {"status": "ready", "check_workers": 0, "check_workers_ready": 0}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import aimark
@@ -111,5 +111,13 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict:
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        # Liveness is /healthz; this is readiness (a load balancer's or a test's "send requests now").
+        started, wanted = checks.workers_ready, checks.workers
+        body = {"status": "ready" if started >= wanted else "starting", "check_workers": wanted,
+                "check_workers_ready": started}
+        return JSONResponse(body, status_code=200 if started >= wanted else 503)
 
     return app

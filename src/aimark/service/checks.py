@@ -11,6 +11,7 @@ Either way at most a bounded number run or wait at once (scheduling.Gate), waiti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 from dataclasses import dataclass
 from typing import Any
@@ -98,9 +99,23 @@ class Checks:
 _worker_checks: Checks | None = None
 
 
-def _init_worker(setup: CheckSetup) -> None:
+_WARM_UP_TEXT = "A short answer, read once when a worker starts so that no request pays for the first call.\n"
+
+
+def _init_worker(setup: CheckSetup, workers_started) -> None:
     global _worker_checks
     _worker_checks = Checks.from_setup(setup)
+    # The first check in a fresh process imports the verifier, parsers and statistics and warms the tokenizer
+    # (about a second): pay it here, before the worker takes requests, not in the first request it serves.
+    with contextlib.suppress(Exception):
+        _worker_checks.detect(_WARM_UP_TEXT, None, False, None, "warm-up.txt")
+        _worker_checks.verify(_WARM_UP_TEXT.encode(), "warm-up.txt", "all", False)
+    with workers_started.get_lock():
+        workers_started.value += 1
+
+
+def _started() -> bool:
+    return True
 
 
 def _in_worker(method: str, *args):
@@ -116,13 +131,27 @@ class CheckRunner:
                          what="the detector")
         self._local = Checks(runtime.detector, runtime.registry, config.trust_anchors)
         self._pool = None
+        self._workers_started = None
         if self.workers:
             from pebble import ProcessPool
 
+            context = multiprocessing.get_context("spawn")
+            # Spawned workers start one after another, seconds each (import, tokenizer, warm-up): until all
+            # have, requests queue on the ready ones. /readyz says when the pool is whole.
+            self._workers_started = context.Value("i", 0)
+
             setup = CheckSetup(tuple(runtime.keyring), runtime.loaded.tokenizer, config.alpha, runtime.registry.url,
                                config.retention_days, runtime.registry.min_evidence, config.trust_anchors)
-            self._pool = ProcessPool(max_workers=self.workers, initializer=_init_worker, initargs=(setup,),
-                                     context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPool(max_workers=self.workers, initializer=_init_worker,
+                                     initargs=(setup, self._workers_started), context=context)
+            self._pool.schedule(_started)  # pebble starts its workers on the first task: start them now
+
+    @property
+    def workers_ready(self) -> int:
+        """Workers that have finished starting (replacements for killed ones count again: at most `workers`)."""
+        if self._workers_started is None:
+            return 0
+        return min(self._workers_started.value, self.workers)
 
     async def run(self, method: str, *args):
         try:

@@ -8,13 +8,14 @@ import time
 
 
 def wait_until_up(url: str, process: subprocess.Popen | None = None, *, timeout_s: float = 120.0) -> bool:
-    """True once GET {url}/healthz answers 200; False when `process` exits or the time is up."""
+    """True once GET {url}/readyz answers 200 (the server and all its check workers are up); False when
+    `process` exits or the time is up."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return True
         except httpx.TransportError:
             pass
