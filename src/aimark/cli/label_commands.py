@@ -22,9 +22,9 @@ from aimark.labels import (
     ADVANCE_NOTICE_TEXT, LabelError, notice_text, UnknownFileKindError, UnknownProfileError, add_label, file_kind_for,
     remove_label,
 )
-from aimark.provenance import GenerationInfo, ProvenanceError, SigningCredentials, add_provenance, new_content_id
-from aimark.provenance import structured_text, unstructured_text
-from aimark.verify import PROFILES, VERDICT_ERROR, VERDICT_SATISFIED, verify
+
+# aimark.provenance (c2pa, cryptography, pypdf, lxml) and aimark.verify are imported by the commands that use
+# them: every `aimark` start imports this module, and `aimark detect` must not pay for them.
 
 EXIT_OK, EXIT_NOT_SATISFIED, EXIT_ERROR = 0, 1, 2
 _STATUS_STYLE = {"satisfied": "green", "missing": "yellow", "violated": "bold red", "not_applicable": "dim", "not_checked": "cyan"}
@@ -93,6 +93,8 @@ def label(
 
 def _refuse_signed(content: bytes) -> None:
     """A label added after signing would break the C2PA hard binding (and sit after an A.8 wrapper)."""
+    from aimark.provenance import structured_text, unstructured_text
+
     text = content.decode("utf-8", "replace")
     if structured_text.BEGIN in text or unstructured_text.scan(text) != unstructured_text.WrapperScan():
         _fail("this file already carries a C2PA manifest; label first, then sign (labelling now would invalidate it)")
@@ -154,6 +156,8 @@ def sign(
     output: Optional[Path] = _OUTPUT,
 ) -> None:
     """Embed a signed C2PA manifest (and, with --aigc-producer, GB 45438 AIGC metadata)."""
+    from aimark.provenance import GenerationInfo, ProvenanceError, SigningCredentials, add_provenance, new_content_id
+
     content, filename = _read_input(file)
     info = GenerationInfo(model_name=model, watermark_scheme=watermark_scheme, watermark_key_id=watermark_key_id,
                           content_id=content_id or new_content_id())
@@ -233,6 +237,8 @@ def verify_command(
         help="Also look the text up in a registry of issued outputs (aimark serve's; 'default': AIMARK_DB_URL or the SQLite file)."),
 ) -> None:
     """Check every layer against a jurisdiction's rules. Exit 0 satisfied, 1 not satisfied, 2 error."""
+    from aimark.verify import PROFILES, VERDICT_ERROR, VERDICT_SATISFIED, verify
+
     if profile != "all" and profile not in PROFILES:
         _fail(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)} or all")
     content, filename = _read_input(file)
