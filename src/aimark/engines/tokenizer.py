@@ -4,8 +4,8 @@ transformers' fast tokenizer wraps the very ``tokenizers.Tokenizer`` that ``toke
 encoding through it directly gives the same ids and offsets (tests/engines/test_tokenizer.py checks it);
 importing transformers (and the torch it pulls in) costs a cold ``aimark detect`` seconds and about
 500 MB. What is fixed per tokenizer file (the fingerprint keys are bound to, the special-token ids) is
-computed once and cached, keyed by the SHA-256 of the tokenizer files, so a later start skips hashing the
-whole vocabulary. A cache that does not parse, names other files or fails its checksum is recomputed.
+computed once and cached, keyed by the SHA-256 of the tokenizer files, so a later start skips fingerprinting
+the whole vocabulary. A cache that does not parse, names other files or fails its checksum is recomputed.
 """
 
 from __future__ import annotations
@@ -127,13 +127,28 @@ def _files_digest(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def tables_cache_path(directory: Path, digest: str) -> Path:
+def _files_stat(directory: Path) -> list:
+    """Size and modification time of each tokenizer file: when they are unchanged the stored hash stands
+    (hashing Gemma's 33 MB tokenizer.json costs a start 0.1 s), as git's index trusts unchanged files."""
+    signature = []
+    for name in (TOKENIZER_FILE, *_CONFIG_FILES):
+        try:
+            info = (directory / name).stat()
+        except OSError:
+            signature.append([name, None, None])
+        else:
+            signature.append([name, info.st_size, info.st_mtime_ns])
+    return signature
+
+
+def tables_cache_path(directory: Path) -> Path:
     """Beside the model for aimark's own converted models; under aimark's cache for any other directory
     (a user's model directory may be read-only or shared, and is not ours to write into)."""
     models = aimark_home() / "models"
-    if directory.resolve().parent == models.resolve():
+    directory = directory.resolve()
+    if directory.parent == models.resolve():
         return directory / "aimark-tokenizer.json"
-    return models / "tokenizers" / f"{digest}.json"
+    return models / "tokenizers" / f"{hashlib.sha256(str(directory).encode()).hexdigest()[:32]}.json"
 
 
 def _checksum(tables: dict) -> str:
@@ -141,19 +156,23 @@ def _checksum(tables: dict) -> str:
 
 
 def _per_tokenizer_tables(directory: Path, backend, configs: dict[str, dict], say: Progress) -> dict:
-    digest = _files_digest(directory)
-    path = tables_cache_path(directory, digest)
-    cached = _read_tables(path, digest)
-    if cached is not None:
+    path = tables_cache_path(directory)
+    signature = _files_stat(directory)
+    cached = _read_tables(path)
+    if cached is not None and cached["files_stat"] == signature:
         return cached
-    say("fingerprinting the tokenizer (once per tokenizer file)")
-    tables = {
-        "format": _CACHE_FORMAT,
-        "files_sha256": digest,
-        "vocab_size": backend.get_vocab_size(with_added_tokens=True),
-        "fingerprint": tokenizer_fingerprint(backend.get_vocab(with_added_tokens=True)),
-        "special_ids": _special_ids(backend, configs),
-    }
+    digest = _files_digest(directory)
+    if cached is not None and cached["files_sha256"] == digest:
+        tables = {**cached, "files_stat": signature}  # touched, not changed: the tables stand
+    else:
+        say("fingerprinting the tokenizer (once per tokenizer file)")
+        tables = {
+            "format": _CACHE_FORMAT,
+            "files_sha256": digest,
+            "files_stat": signature,
+            "fingerprint": tokenizer_fingerprint(backend.get_vocab(with_added_tokens=True)),
+            "special_ids": _special_ids(backend, configs),
+        }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps({**tables, "checksum": _checksum(tables)}).encode())
@@ -162,7 +181,8 @@ def _per_tokenizer_tables(directory: Path, backend, configs: dict[str, dict], sa
     return tables
 
 
-def _read_tables(path: Path, digest: str) -> dict | None:
+def _read_tables(path: Path) -> dict | None:
+    """The cached tables, or None when there are none or they do not parse, check or have the expected shape."""
     try:
         document = json.loads(path.read_bytes())
     except (OSError, ValueError):
@@ -172,10 +192,11 @@ def _read_tables(path: Path, digest: str) -> dict | None:
     checksum = document.pop("checksum", None)
     valid = (
         document.get("format") == _CACHE_FORMAT
-        and document.get("files_sha256") == digest
         and checksum == _checksum(document)
+        and isinstance(document.get("files_sha256"), str)
+        and isinstance(document.get("files_stat"), list)
         and isinstance(document.get("fingerprint"), str)
         and isinstance(document.get("special_ids"), list)
-        and all(isinstance(i, int) for i in document["special_ids"])
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in document["special_ids"])
     )
     return document if valid else None
