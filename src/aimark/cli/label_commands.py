@@ -227,7 +227,7 @@ def _print_report(report, console: Console) -> None:
 @app.command(name="verify")
 @guarded
 def verify_command(
-    file: str = typer.Argument(..., metavar="FILE|-", help="File to verify, or - for standard input."),
+    files: list[str] = typer.Argument(..., metavar="FILE|DIR|-...", help="Files or folders to verify, or - for standard input."),
     profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu or all."),
     key: Optional[Path] = typer.Option(None, "--key", help="Watermark key file: also check the watermark layer."),
     trust: Optional[Path] = typer.Option(None, "--trust", help="PEM trust anchors the C2PA signer must chain to."),
@@ -235,19 +235,32 @@ def verify_command(
     registry: Optional[str] = typer.Option(
         None, "--registry", metavar="DB_URL|default",
         help="Also look the text up in a registry of issued outputs (aimark serve's; 'default': AIMARK_DB_URL or the SQLite file)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML here: one testcase per file (for CI)."),
 ) -> None:
-    """Check every layer against a jurisdiction's rules. Exit 0 satisfied, 1 not satisfied, 2 error."""
+    """Check every layer against a jurisdiction's rules. Exit 0 satisfied, 1 not satisfied, 2 error.
+
+    A folder is walked (git's file list inside a repository, else .gitignore honoured) and every file of a
+    kind aimark knows is checked; the exit code is then the worst file's.
+    """
     from aimark.verify import PROFILES, VERDICT_ERROR, VERDICT_SATISFIED, verify
 
     if profile != "all" and profile not in PROFILES:
         _fail(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)} or all")
-    content, filename = _read_input(file)
+    many = len(files) > 1 or junit is not None or any(Path(f).is_dir() for f in files if f != "-")
+    if many and "-" in files:
+        _fail("standard input (-) is verified on its own, not with files or folders")
+    content, filename = _read_input(files[0]) if not many else (b"", None)
     anchors = read_trust_anchors(trust)
     watermark_check = _load_watermark_check(key) if key is not None else None
     opened = _open_registry(registry) if registry is not None else None
     try:
-        report = verify(content, filename, profile, trust_anchors=anchors, watermark_check=watermark_check,
-                        registry_lookup=opened.lookup_dict if opened else None)
+        def check(data: bytes, name: Optional[str]):
+            return verify(data, name, profile, trust_anchors=anchors, watermark_check=watermark_check,
+                          registry_lookup=opened.lookup_dict if opened else None)
+
+        if many:
+            raise typer.Exit(_verify_many(files, profile, check, as_json=as_json, junit=junit))
+        report = check(content, filename)
     finally:
         if opened is not None:
             opened.close()
@@ -259,3 +272,32 @@ def verify_command(
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK if report.verdict == VERDICT_SATISFIED else EXIT_NOT_SATISFIED)
 
+
+def _verify_many(files: list[str], profile: str, check, *, as_json: bool, junit: Optional[Path]) -> int:
+    """Verify every file the PATHs hold; print one table (or one JSON document); the worst file's exit code."""
+    from aimark.cli.tree import junit_xml, summary, verify_paths
+
+    rows = verify_paths(files, check, limit=MAX_INPUT_BYTES)
+    counts = summary(rows)
+    if junit is not None:
+        try:
+            write_atomic(junit, junit_xml(rows, profile))
+        except OSError as err:
+            _fail(f"cannot write {junit}: {err.strerror or type(err).__name__}")
+    if as_json:
+        document = {"profile": profile, "summary": counts, "files": [row.to_dict() for row in rows]}
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    else:
+        console = Console(highlight=False)
+        table = Table(title=f"aimark verify --profile {profile}", title_justify="left")
+        for column in ("file", "verdict", "missing / error"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            colour = {"satisfied": "green", "not_satisfied": "red"}.get(row.verdict, "bold red")
+            table.add_row(row.path, f"[{colour}]{row.verdict}[/]", row.error or ", ".join(row.missing), )
+        console.print(table)
+        console.print(f"{counts['files']} files: {counts['satisfied']} satisfied, {counts['not_satisfied']} not satisfied, "
+                      f"{counts['error']} errors")
+    if counts["error"]:
+        return EXIT_ERROR
+    return EXIT_NOT_SATISFIED if counts["not_satisfied"] else EXIT_OK
