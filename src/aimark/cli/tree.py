@@ -112,7 +112,10 @@ def files_to_verify(paths: Iterable[str]) -> Iterator[tuple[str, Path | None, st
     for given in paths:
         root = Path(given)
         if not root.is_dir():
-            yield given, root, None  # a file named on the command line is checked whatever its kind
+            # Named files (pre-commit passes every staged one) are filtered by kind as a folder's are;
+            # a missing one is an error row.
+            if not root.exists() or is_known_kind(root.name):
+                yield given, root, None
             continue
         top = root.resolve()
         listed = _git_files(root)
