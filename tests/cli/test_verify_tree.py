@@ -33,6 +33,8 @@ def project(tmp_path):
     (root / "debug.log").write_text("ignored log\n")
     (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (root / ".gitignore").write_text("build/\n*.log\n")
+    (root / "src" / ".gitignore").write_text("scratch-*.txt\n")  # a nested rule, relative to its own folder
+    (root / "src" / "deep" / "scratch-1.txt").write_text("ignored scratch\n")
     (root / "src" / "escape.txt").symlink_to("/etc/hostname")
     return root
 
@@ -112,6 +114,14 @@ def test_a_single_file_is_verified_exactly_as_before(project):
     result = run("verify", project / "README.md", "--profile", "kr", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["file"].endswith("README.md")  # the one-report document, not the summary
+
+
+def test_a_named_file_that_does_not_exist_is_an_error_row(project):
+    result = run("verify", project / "README.md", project / "gone.txt", "--profile", "kr", "--json")
+    rows = {os.path.basename(f["path"]): f for f in json.loads(result.stdout)["files"]}
+    assert rows["README.md"]["verdict"] == "satisfied"
+    assert rows["gone.txt"]["verdict"] == "error" and "cannot read" in rows["gone.txt"]["error"]
+    assert result.exit_code == 2
 
 
 def test_standard_input_is_not_mixed_with_folders(project):
