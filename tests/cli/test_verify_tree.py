@@ -10,7 +10,8 @@ from xml.etree import ElementTree
 import pytest
 
 from aimark.cli import tree
-from tests.cli.conftest import run
+from aimark.cli import app
+from tests.cli.conftest import run, runner
 
 
 def _labelled(tmp_path, name="notes.txt", text="사람이 아닌 모델이 쓴 답입니다.\n"):
@@ -105,9 +106,13 @@ def test_a_file_name_that_xml_cannot_hold_still_gives_valid_junit(tmp_path):
     folder = tmp_path / "odd"
     folder.mkdir()
     (folder / "bell\x07name.txt").write_text("plain\n")
+    (folder / "[bold]markup[red].txt").write_text("plain\n")
     report = tmp_path / "r.xml"
     assert run("verify", folder, "--profile", "eu", "--junit", report).exit_code == 1
-    assert ElementTree.parse(report).getroot().find("testsuite/testcase").get("name").endswith("bell\ufffdname.txt")
+    names = [case.get("name") for case in ElementTree.parse(report).getroot().iter("testcase")]
+    assert any(name.endswith("bell\ufffdname.txt") for name in names)
+    table = runner.invoke(app, ["verify", str(folder), "--profile", "eu"], env={"COLUMNS": "500"})
+    assert "[bold]markup[red].txt" in table.output  # a name is shown as written, not read as rich markup
 
 
 def test_a_single_file_is_verified_exactly_as_before(project):

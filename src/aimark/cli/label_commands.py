@@ -259,7 +259,9 @@ def verify_command(
                           registry_lookup=opened.lookup_dict if opened else None)
 
         if many:
-            raise typer.Exit(_verify_many(files, profile, check, as_json=as_json, junit=junit))
+            from aimark.cli.tree import verify_many
+
+            raise typer.Exit(verify_many(files, profile, check, as_json=as_json, junit=junit, limit=MAX_INPUT_BYTES))
         report = check(content, filename)
     finally:
         if opened is not None:
@@ -271,33 +273,3 @@ def verify_command(
     if report.verdict == VERDICT_ERROR:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK if report.verdict == VERDICT_SATISFIED else EXIT_NOT_SATISFIED)
-
-
-def _verify_many(files: list[str], profile: str, check, *, as_json: bool, junit: Optional[Path]) -> int:
-    """Verify every file the PATHs hold; print one table (or one JSON document); the worst file's exit code."""
-    from aimark.cli.tree import junit_xml, summary, verify_paths
-
-    rows = verify_paths(files, check, limit=MAX_INPUT_BYTES)
-    counts = summary(rows)
-    if junit is not None:
-        try:
-            write_atomic(junit, junit_xml(rows, profile))
-        except OSError as err:
-            _fail(f"cannot write {junit}: {err.strerror or type(err).__name__}")
-    if as_json:
-        document = {"profile": profile, "summary": counts, "files": [row.to_dict() for row in rows]}
-        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
-    else:
-        console = Console(highlight=False)
-        table = Table(title=f"aimark verify --profile {profile}", title_justify="left")
-        for column in ("file", "verdict", "missing / error"):
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            colour = {"satisfied": "green", "not_satisfied": "red"}.get(row.verdict, "bold red")
-            table.add_row(row.path, f"[{colour}]{row.verdict}[/]", row.error or ", ".join(row.missing), )
-        console.print(table)
-        console.print(f"{counts['files']} files: {counts['satisfied']} satisfied, {counts['not_satisfied']} not satisfied, "
-                      f"{counts['error']} errors")
-    if counts["error"]:
-        return EXIT_ERROR
-    return EXIT_NOT_SATISFIED if counts["not_satisfied"] else EXIT_OK

@@ -8,16 +8,21 @@ verified (unreadable, too large, not UTF-8) is an error row, never a crash of th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+from aimark.files import write_atomic
 from aimark.labels import UnknownFileKindError, file_kind_for
+
+EXIT_OK, EXIT_NOT_SATISFIED, EXIT_ERROR = 0, 1, 2
 
 CONTAINER_SUFFIXES = (".pdf", ".docx", ".docm")
 # What XML 1.0 cannot hold (a file name or message may carry any of these): shown as U+FFFD.
@@ -194,3 +199,39 @@ def _failure_details(row: FileRow) -> str:
             if requirement.fails_verdict:
                 lines.append(f"{profile.profile} {requirement.status} {requirement.id} ({requirement.clause}): {requirement.detail}")
     return "\n".join(lines)
+
+
+def verify_many(files: list[str], profile: str, check: Callable[[bytes, str], Any], *, as_json: bool, junit: Path | None,
+                limit: int) -> int:
+    """Verify every file the PATHs hold; print one table (or one JSON document); the worst file's exit code."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from aimark.cli.io import fail
+
+    rows = verify_paths(files, check, limit=limit)
+    counts = summary(rows)
+    if junit is not None:
+        try:
+            write_atomic(junit, junit_xml(rows, profile))
+        except OSError as err:
+            fail(f"cannot write {junit}: {err.strerror or type(err).__name__}")
+    if as_json:
+        document = {"profile": profile, "summary": counts, "files": [row.to_dict() for row in rows]}
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    else:
+        console = Console(highlight=False)
+        table = Table(title=f"aimark verify --profile {profile}", title_justify="left")
+        for column in ("file", "verdict", "missing / error"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            colour = {"satisfied": "green", "not_satisfied": "red"}.get(row.verdict, "bold red")
+            # A file name or an error may hold "[...]": shown as written, never read as markup.
+            table.add_row(escape(row.path), f"[{colour}]{row.verdict}[/]", escape(row.error or ", ".join(row.missing)))
+        console.print(table)
+        console.print(f"{counts['files']} files: {counts['satisfied']} satisfied, {counts['not_satisfied']} not satisfied, "
+                      f"{counts['error']} errors")
+    if counts["error"]:
+        return EXIT_ERROR
+    return EXIT_NOT_SATISFIED if counts["not_satisfied"] else EXIT_OK
