@@ -166,9 +166,9 @@ def write(report: dict) -> None:
               f"{libraries:.2f}× already.",
               "scipy.special's import parses docstrings and pulls numpy.f2py in through its array-API layer; typer 0.29 imports",
               "pydantic for its parameter coercion. What lies between that row and `detect` is aimark's own work (its modules,",
-              "the key, the cached tokenizer tables, detection). `verify --key` adds the provenance stack (c2pa, cryptography,",
-              "pypdf, lxml). Before this change `detect` also imported torch and transformers and fingerprinted the 262k-entry",
-              "vocabulary on every start (issue 16: ~11.7 s, 870 MiB).", ""]
+              "the key, the cached tokenizer tables, detection). No row loads the provenance stack (c2pa-rs, cryptography, pypdf,",
+              "lxml): a plain text file carries no manifest to validate. Before this change `detect` also imported torch and",
+              "transformers and fingerprinted the 262k-entry vocabulary on every start (issue 16: ~11.7 s, 870 MiB).", ""]
     (RESULTS / "cli.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
