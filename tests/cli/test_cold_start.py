@@ -52,5 +52,5 @@ def test_verify_with_a_key_imports_neither_torch_nor_transformers(tmp_path, key_
 
 @pytest.mark.parametrize("command", [["label", "-", "--profile", "kr"], ["unlabel", "-"], ["verify", "-", "--profile", "all"]])
 def test_label_unlabel_verify_import_no_heavy_module(tmp_path, command):
-    code, modules = _heavy_modules(command, tmp_path, stdin="plain text to label\n".encode())
+    code, modules = _heavy_modules(command, tmp_path, stdin=b"plain text to label\n")
     assert code in (0, 1) and modules == []

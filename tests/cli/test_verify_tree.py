@@ -9,8 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from aimark.cli import tree
-from aimark.cli import app
+from aimark.cli import app, tree
 from tests.cli.conftest import run, runner
 
 

@@ -11,7 +11,15 @@ import pytest
 import aimark.engines.tokenizer as detection_tokenizer
 from aimark.detect import Detector
 from aimark.detect.detector import fingerprint_of
-from aimark.engines import DetectionTokenizer, EMBEDDED_MODEL, ModelLoadError, aimark_home, generate, load_detection_tokenizer, load_tokenizer
+from aimark.engines import (
+    EMBEDDED_MODEL,
+    DetectionTokenizer,
+    ModelLoadError,
+    aimark_home,
+    generate,
+    load_detection_tokenizer,
+    load_tokenizer,
+)
 from aimark.keys import tokenizer_fingerprint
 from tests.helpers import PROGRAM, fixed_key
 

@@ -15,7 +15,13 @@ import sys
 from aimark.cli.io import MAX_INPUT_BYTES
 from aimark.cli.tree import is_known_kind
 from aimark.files import write_atomic
-from aimark.labels import LabelError, UnknownFileKindError, UnknownProfileError, add_label, file_kind_for
+from aimark.labels import (
+    LabelError,
+    UnknownFileKindError,
+    UnknownProfileError,
+    add_label,
+    file_kind_for,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

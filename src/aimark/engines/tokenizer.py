@@ -16,7 +16,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aimark.engines.models import ModelLoadError, Progress, _quiet, aimark_home, canonical_model_ref, load_tokenizer, model_dir
+from aimark.engines.models import (
+    ModelLoadError,
+    Progress,
+    _quiet,
+    aimark_home,
+    canonical_model_ref,
+    load_tokenizer,
+    model_dir,
+)
 from aimark.files import write_atomic
 from aimark.keys import tokenizer_fingerprint
 
