@@ -178,8 +178,7 @@ def bench_detection(loaded, args):
         raw_seconds = min(raw_seconds, time.perf_counter() - start)
     out = {"passages": len(passages), "tokens": token_count, "megabytes": total_bytes / 1e6,
            "raw tokenizer": {"tokens_per_s": token_count / raw_seconds, "mb_per_s": total_bytes / 1e6 / raw_seconds}}
-    # Warm-up outside the timings: the cleaning table (normalise._changeable, ~0.15-0.9 s once per process)
-    # and the tokenizer's caches; otherwise the first timed detector pays them.
+    # Warm-up outside the timings: the tokenizer's caches, otherwise the first timed detector pays them.
     Detector(generate_key("synthid"), tokenizer).detect(passages[0], with_tokens=False)
     for scheme in ("synthid", "kgw", "gumbel"):
         detector = Detector(generate_key(scheme), tokenizer)

@@ -65,3 +65,20 @@ def test_unknown_form_is_a_clear_error():
         textbounds.normalize("NFX", "a")
     with pytest.raises(ValueError, match="invalid normalization form"):
         textbounds.is_normalized("nfc", "a")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_run_check_agrees_with_the_full_tables(form):
+    # The distinct-character check replaces the whole-Unicode tables for text without a long run of marks:
+    # it must find every run the tables' pattern finds, and no other.
+    decomposition = textbounds._DECOMPOSE[form]
+    tables = textbounds._tables(decomposition)
+    for text in ("Plain text, 한국어, 日本語, café." * 3, "a" + "\u0301" * 30, "a" + "\u0301" * 31,
+                 "x" + "\u0f73" * 31, "y" + "\uff9e" * 40, "z" + "\U0001d165" * 31, "\u0344" * 16 + "\u0300" * 15):
+        assert textbounds._has_long_run(text, decomposition) == bool(tables.all_runs.search(text)), (form, text[:3])
+
+
+def test_ordinary_text_does_not_build_the_unicode_tables():
+    textbounds._tables.cache_clear()
+    textbounds.normalize("NFC", "Plain text, 한국어, 日本語, café.\n" * 100)
+    assert textbounds._tables.cache_info().currsize == 0

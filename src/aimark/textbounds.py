@@ -106,8 +106,32 @@ def _ordered(run: str, tables: _Tables) -> str:
     return codes[np.argsort(classes, kind="stable")].tobytes().decode("utf-32-le")
 
 
+def _is_run_member(character: str, decomposition: str) -> bool:
+    """Whether ``character`` belongs to :func:`_tables`' members (a non-starter, or decomposing to non-starters only)."""
+    if unicodedata.combining(character):
+        return True
+    if not unicodedata.decomposition(character):
+        return False
+    parts = unicodedata.normalize(decomposition, character)
+    return parts != character and all(unicodedata.combining(part) for part in parts)
+
+
+def _has_long_run(text: str, decomposition: str) -> bool:
+    """Whether ``text`` holds a run of :data:`MIN_RUN` members, judged from its own distinct characters.
+
+    Building :func:`_tables` reads every code point (about a second on a cold start); ordinary text has
+    no long run of marks, and this check costs one look at each distinct character of the text instead.
+    """
+    if len(text) < MIN_RUN:
+        return False
+    members = [ord(c) for c in set(text) if _is_run_member(c, decomposition)]
+    return bool(members) and re.search(f"{char_class(members)}{{{MIN_RUN},}}", text) is not None
+
+
 def _presorted(form: str, text: str) -> str | None:
     """``text`` with every long non-starter run in canonical order, or None when it has no such run."""
+    if not _has_long_run(text, _DECOMPOSE[form]):
+        return None
     tables = _tables(_DECOMPOSE[form])
     pattern = tables.all_runs if tables.probe.search(text) else tables.bmp_runs
     pieces, position = [], 0

@@ -21,11 +21,11 @@ CODE_SCHEME = "synthid"
 
 def _tokenizer_binding(model: Optional[str]):
     from aimark.detect.detector import tokenizer_binding
-    from aimark.engines import canonical_model_ref, load_tokenizer
+    from aimark.engines import canonical_model_ref, load_detection_tokenizer
 
     ref = canonical_model_ref(model)
     with model_status() as say:
-        tokenizer = load_tokenizer(ref, progress=say)
+        tokenizer = load_detection_tokenizer(ref, progress=say)
     return ref, tokenizer_binding(tokenizer, ref)
 
 
@@ -170,7 +170,7 @@ def generate(
 
 def _make_detector(keys: list[Path], model: Optional[str], alpha: float):
     from aimark.detect import Detector
-    from aimark.engines import load_tokenizer
+    from aimark.engines import load_detection_tokenizer
 
     keyring = _load_keyring(keys)
     models = {k.model for k in keyring if k.model}
@@ -178,7 +178,7 @@ def _make_detector(keys: list[Path], model: Optional[str], alpha: float):
         fail("the keys were made for different models; pass --model to choose the tokenizer")
     model_ref = model or (models.pop() if models else None)
     with model_status() as say:
-        tokenizer = load_tokenizer(model_ref, progress=say)
+        tokenizer = load_detection_tokenizer(model_ref, progress=say)
     return Detector(keyring, tokenizer, alpha=alpha)
 
 

@@ -22,9 +22,9 @@ from aimark.labels import (
     ADVANCE_NOTICE_TEXT, LabelError, notice_text, UnknownFileKindError, UnknownProfileError, add_label, file_kind_for,
     remove_label,
 )
-from aimark.provenance import GenerationInfo, ProvenanceError, SigningCredentials, add_provenance, new_content_id
-from aimark.provenance import structured_text, unstructured_text
-from aimark.verify import PROFILES, VERDICT_ERROR, VERDICT_SATISFIED, verify
+
+# aimark.provenance (c2pa, cryptography, pypdf, lxml) and aimark.verify are imported by the commands that use
+# them: every `aimark` start imports this module, and `aimark detect` must not pay for them.
 
 EXIT_OK, EXIT_NOT_SATISFIED, EXIT_ERROR = 0, 1, 2
 _STATUS_STYLE = {"satisfied": "green", "missing": "yellow", "violated": "bold red", "not_applicable": "dim", "not_checked": "cyan"}
@@ -93,6 +93,8 @@ def label(
 
 def _refuse_signed(content: bytes) -> None:
     """A label added after signing would break the C2PA hard binding (and sit after an A.8 wrapper)."""
+    from aimark.provenance import structured_text, unstructured_text
+
     text = content.decode("utf-8", "replace")
     if structured_text.BEGIN in text or unstructured_text.scan(text) != unstructured_text.WrapperScan():
         _fail("this file already carries a C2PA manifest; label first, then sign (labelling now would invalidate it)")
@@ -154,6 +156,8 @@ def sign(
     output: Optional[Path] = _OUTPUT,
 ) -> None:
     """Embed a signed C2PA manifest (and, with --aigc-producer, GB 45438 AIGC metadata)."""
+    from aimark.provenance import GenerationInfo, ProvenanceError, SigningCredentials, add_provenance, new_content_id
+
     content, filename = _read_input(file)
     info = GenerationInfo(model_name=model, watermark_scheme=watermark_scheme, watermark_key_id=watermark_key_id,
                           content_id=content_id or new_content_id())
@@ -223,7 +227,7 @@ def _print_report(report, console: Console) -> None:
 @app.command(name="verify")
 @guarded
 def verify_command(
-    file: str = typer.Argument(..., metavar="FILE|-", help="File to verify, or - for standard input."),
+    files: list[str] = typer.Argument(..., metavar="FILE|DIR|-...", help="Files or folders to verify, or - for standard input."),
     profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu or all."),
     key: Optional[Path] = typer.Option(None, "--key", help="Watermark key file: also check the watermark layer."),
     trust: Optional[Path] = typer.Option(None, "--trust", help="PEM trust anchors the C2PA signer must chain to."),
@@ -231,17 +235,34 @@ def verify_command(
     registry: Optional[str] = typer.Option(
         None, "--registry", metavar="DB_URL|default",
         help="Also look the text up in a registry of issued outputs (aimark serve's; 'default': AIMARK_DB_URL or the SQLite file)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML here: one testcase per file (for CI)."),
 ) -> None:
-    """Check every layer against a jurisdiction's rules. Exit 0 satisfied, 1 not satisfied, 2 error."""
+    """Check every layer against a jurisdiction's rules. Exit 0 satisfied, 1 not satisfied, 2 error.
+
+    A folder is walked (git's file list inside a repository, else .gitignore honoured) and every file of a
+    kind aimark knows is checked; the exit code is then the worst file's.
+    """
+    from aimark.verify import PROFILES, VERDICT_ERROR, VERDICT_SATISFIED, verify
+
     if profile != "all" and profile not in PROFILES:
         _fail(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)} or all")
-    content, filename = _read_input(file)
+    many = len(files) > 1 or junit is not None or any(Path(f).is_dir() for f in files if f != "-")
+    if many and "-" in files:
+        _fail("standard input (-) is verified on its own, not with files or folders")
+    content, filename = _read_input(files[0]) if not many else (b"", None)
     anchors = read_trust_anchors(trust)
     watermark_check = _load_watermark_check(key) if key is not None else None
     opened = _open_registry(registry) if registry is not None else None
     try:
-        report = verify(content, filename, profile, trust_anchors=anchors, watermark_check=watermark_check,
-                        registry_lookup=opened.lookup_dict if opened else None)
+        def check(data: bytes, name: Optional[str]):
+            return verify(data, name, profile, trust_anchors=anchors, watermark_check=watermark_check,
+                          registry_lookup=opened.lookup_dict if opened else None)
+
+        if many:
+            from aimark.cli.tree import verify_many
+
+            raise typer.Exit(verify_many(files, profile, check, as_json=as_json, junit=junit, limit=MAX_INPUT_BYTES))
+        report = check(content, filename)
     finally:
         if opened is not None:
             opened.close()
@@ -252,4 +273,3 @@ def verify_command(
     if report.verdict == VERDICT_ERROR:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK if report.verdict == VERDICT_SATISFIED else EXIT_NOT_SATISFIED)
-

@@ -19,11 +19,10 @@ exact: the null holds for any text chosen without the key, and the cleaning uses
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 
-from aimark.textbounds import char_class, normalize
+from aimark.textbounds import normalize
 
 _LOOKALIKE_SOURCES = "аасеіјорхуѕԁһӏАВСЕНІЈКМОРТХУЅΑΒΕΖΗΙΚΜΝΟΡΤΥΧοϲ"
 _LATIN_LOOKALIKES = str.maketrans(_LOOKALIKE_SOURCES, "aaceijopxysdhlABCEHIJKMOPTXYSABEZHIKMNOPTYXoc")
@@ -45,19 +44,15 @@ def _continues_cluster(char: str) -> bool:
     return bool(unicodedata.combining(char)) or 0x1160 <= ord(char) <= 0x11FF or char in "\u3099\u309a"
 
 
-@functools.cache
-def _changeable() -> re.Pattern:
-    """Every character the cleaning below could remove, fold or compose (built once per process, ~0.15 s).
+def is_changeable(char: str) -> bool:
+    """Whether the cleaning below could remove, fold or compose ``char``.
 
-    Most texts hold none of them; checking first keeps detection at tokenizer speed.
+    Planes 0-1 hold every such character except the plane-14 tag characters (Cf), taken as a range.
     """
-    def changeable(code: int) -> bool:
-        char = chr(code)
-        return unicodedata.category(char) == "Cf" or _is_radical(char) or _continues_cluster(char)
-
-    # Planes 0-1 hold every such character except the plane-14 tag characters (Cf), added as a range.
-    codes = {c for c in range(0x20000) if changeable(c)} | set(range(0xE0000, 0xE0080)) | {ord(c) for c in _LOOKALIKE_SOURCES}
-    return re.compile(char_class(codes))
+    code = ord(char)
+    if 0xE0000 <= code < 0xE0080 or char in _LOOKALIKE_SOURCES:
+        return True
+    return code < 0x20000 and (unicodedata.category(char) == "Cf" or _is_radical(char) or _continues_cluster(char))
 
 
 def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]] | None]:
@@ -68,8 +63,15 @@ def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]] | Non
     to the precomposed characters the model writes, and every character of the cluster maps to
     the cluster's span.
     """
-    if not _changeable().search(text):
+    # Most texts hold no changeable character; judging the text's distinct characters keeps detection at
+    # tokenizer speed (a table of every code point cost a cold start 0.2 s).
+    if not any(map(is_changeable, set(text))):
         return text, None  # nothing to clean: offsets are the caller's own
+    return clean_clusters(text)
+
+
+def clean_clusters(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """:func:`normalise_for_detection`'s cleaning, applied whether or not the text needs it."""
     pieces: list[str] = []
     spans: list[tuple[int, int]] = []
     cluster: list[str] = []  # characters of the open cluster (a list: a long cluster must not be copied per mark)

@@ -11,9 +11,11 @@ from aimark.engines.models import (
     load_model,
     load_tokenizer,
 )
+from aimark.engines.tokenizer import DetectionTokenizer, load_detection_tokenizer
 
 __all__ = [
     "CODE_MODEL",
+    "DetectionTokenizer",
     "EMBEDDED_MODEL",
     "Generation",
     "LoadedModel",
@@ -22,6 +24,7 @@ __all__ = [
     "canonical_model_ref",
     "format_prompt",
     "generate",
+    "load_detection_tokenizer",
     "load_model",
     "load_tokenizer",
 ]

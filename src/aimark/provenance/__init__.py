@@ -11,19 +11,51 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
+from typing import TYPE_CHECKING, Any
+
 from aimark.labels.syntax import FileKind, UnknownFileKindError, file_kind_for
 from aimark.provenance import structured_text
-from aimark.provenance.aigc import AigcError, AigcLabel, read_aigc, write_aigc
-from aimark.provenance.containers import DOCX, PDF, read_container, sign_container
 from aimark.provenance.errors import ProvenanceError
 from aimark.provenance.manifest import TRAINED_ALGORITHMIC_MEDIA, GenerationInfo, new_content_id
-from aimark.provenance.signing import SigningCredentials
-from aimark.provenance.text_manifests import read_structured, read_unstructured, sign_structured, sign_unstructured
+from aimark.provenance.text_manifests import read_structured, read_unstructured
 from aimark.provenance.validation import C2paReport, StatusCode
 
+if TYPE_CHECKING:
+    from aimark.provenance.aigc import AigcError, AigcLabel, write_aigc
+    from aimark.provenance.signing import SigningCredentials
+
 TEXT, MARKDOWN, CODE, PDF_CARRIER, DOCX_CARRIER = "text", "markdown", "code", "pdf", "docx"
-_MEDIA_TYPES = {PDF_CARRIER: PDF, DOCX_CARRIER: DOCX}
 AIGC_CARRIERS = (MARKDOWN, DOCX_CARRIER, PDF_CARRIER)
+
+# What reading a text file does not need is imported on first use: c2pa-rs, cryptography (signing, containers),
+# lxml and pypdf (AIGC metadata in DOCX/PDF). `aimark verify notes.txt` then starts without them.
+_LAZY = {"AigcError": "aigc", "AigcLabel": "aigc", "write_aigc": "aigc", "SigningCredentials": "signing",
+         "DOCX": "containers", "PDF": "containers", "read_container": "containers", "sign_container": "containers",
+         "sign_structured": "text_manifests", "sign_unstructured": "text_manifests"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"aimark.provenance.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _media_type(carrier: str) -> str | None:
+    """The container's media type (PDF, DOCX), None for the text carriers."""
+    if carrier not in (PDF_CARRIER, DOCX_CARRIER):
+        return None
+    from aimark.provenance.containers import DOCX, PDF
+
+    return {PDF_CARRIER: PDF, DOCX_CARRIER: DOCX}[carrier]
+
+
+def read_aigc(carrier: str, data: bytes) -> AigcLabel | None:
+    """The file's AIGC label, None when it has none; AigcError when it is malformed or duplicated."""
+    from aimark.provenance.aigc import read_aigc as read
+
+    return read(carrier, data)
 
 
 def detect_carrier(content: bytes, filename: str | None, lang_code: str | None = None) -> str:
@@ -65,9 +97,12 @@ def sign_content(
         except UnknownFileKindError as err:
             # A wrapper appended to, say, JSON would break its parsers: make the caller choose.
             raise ProvenanceError("aimark.c2pa.unknownFileKind", f"{err} (--lang-code text appends an A.8 wrapper)") from err
+    from aimark.provenance.containers import sign_container
+    from aimark.provenance.text_manifests import sign_structured, sign_unstructured
+
     carrier = detect_carrier(content, filename, lang_code)
-    if carrier in _MEDIA_TYPES:
-        return sign_container(_MEDIA_TYPES[carrier], content, credentials, info)
+    if media_type := _media_type(carrier):
+        return sign_container(media_type, content, credentials, info)
     if carrier == CODE:
         kind = file_kind_for(filename, lang_code)
         return sign_structured(content, kind, credentials, info, first_line_taken=_first_line_taken(content, kind))
@@ -79,8 +114,10 @@ def read_c2pa(
 ) -> C2paReport:
     """Find and validate the C2PA manifest (signature, binding to these exact bytes, trust)."""
     carrier = detect_carrier(content, filename, lang_code)
-    if carrier in _MEDIA_TYPES:
-        return read_container(_MEDIA_TYPES[carrier], content, trust_anchors)
+    if media_type := _media_type(carrier):
+        from aimark.provenance.containers import read_container
+
+        return read_container(media_type, content, trust_anchors)
     if carrier == CODE:
         return read_structured(content, trust_anchors)
     return read_unstructured(content, trust_anchors)
@@ -98,6 +135,8 @@ def add_provenance(
 ) -> bytes:
     """AIGC metadata (for md/docx/pdf, when `aigc_producer` is given; ProduceID = the C2PA content id),
     then the C2PA manifest over the result."""
+    from aimark.provenance.aigc import AigcLabel, write_aigc
+
     carrier = detect_carrier(content, filename, lang_code)
     if aigc_producer and carrier in AIGC_CARRIERS:
         content = write_aigc(carrier, content, AigcLabel.first_write(aigc_producer, info.content_id, aigc_label))

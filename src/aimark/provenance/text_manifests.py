@@ -5,16 +5,18 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aimark import textbounds
 from aimark.labels.syntax import FileKind
 from aimark.provenance import structured_text, unstructured_text
 from aimark.provenance.errors import ProvenanceError
 from aimark.provenance.manifest import GenerationInfo
-from aimark.provenance.native_bridge import sign_data_hashed
-from aimark.provenance.signing import SigningCredentials
 from aimark.provenance.validation import FAILURE, INFORMATIONAL, SUCCESS, C2paReport, StatusCode, absent, read_with_c2pa
+
+# Signing (c2pa-rs, cryptography) is imported by the sign_* functions: reading text needs neither.
+if TYPE_CHECKING:
+    from aimark.provenance.signing import SigningCredentials
 
 UNSTRUCTURED, STRUCTURED = "unstructured-text", "structured-text"
 _MEDIA_TYPE = "application/c2pa"
@@ -38,6 +40,8 @@ def sign_unstructured(data: bytes, credentials: SigningCredentials, info: Genera
         exclusion = (len(data), unstructured_text.target_wrapper_length(manifest_size))
         return {"exclusions": [exclusion], "alg": "sha256", "hash": unstructured_text.data_hash(data, [])}
 
+    from aimark.provenance.native_bridge import sign_data_hashed
+
     store = sign_data_hashed(info.manifest_definition("text/plain"), credentials.c2pa_signer(), make_data_hash)
     return data + unstructured_text.encode_wrapper(store).encode("utf-8")
 
@@ -60,6 +64,8 @@ def sign_structured(
         line_length = structured_text.encoded_line_length(kind.prefix, kind.suffix, manifest_size)
         length = len((place.before + place.after).encode()) + line_length
         return {"exclusions": [(start, length)], "alg": "sha256", "hash": hashlib.sha256(covered).digest()}
+
+    from aimark.provenance.native_bridge import sign_data_hashed
 
     store = sign_data_hashed(info.manifest_definition("text/plain"), credentials.c2pa_signer(), make_data_hash)
     line = place.before + structured_text.manifest_line(kind.prefix, kind.suffix, store) + place.after

@@ -6,11 +6,12 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-import c2pa
+from typing import TYPE_CHECKING, Any, Callable
 
 from aimark.provenance.manifest import summarise_manifest
+
+if TYPE_CHECKING:
+    import c2pa
 
 SUCCESS, FAILURE, INFORMATIONAL = "success", "failure", "informational"
 
@@ -85,6 +86,8 @@ REMOTE_NOT_FETCHED = "the manifest is referenced by URL and was not fetched (aim
 
 
 def _context(trust_anchors: bytes | None) -> c2pa.Context:
+    import c2pa  # c2pa-rs loads only when a file carries a manifest to read
+
     settings: dict[str, Any] = {name: dict(values) for name, values in OFFLINE_SETTINGS.items()}
     if trust_anchors:
         settings["trust"] = {"trust_anchors": trust_anchors.decode("utf-8", "replace")}
@@ -118,6 +121,8 @@ def read_with_c2pa(
     check: given the signed `c2pa.hash.data` assertion (or None), it returns the binding status computed
     per C2PA 2.4 A.8/A.9, which replaces c2pa-rs's data-hash codes.
     """
+    import c2pa  # c2pa-rs loads only when a file carries a manifest to read
+
     try:
         with _context(trust_anchors) as context:
             reader = c2pa.Reader(media_type, io.BytesIO(asset), manifest_store, context=context)

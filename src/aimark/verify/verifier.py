@@ -11,19 +11,21 @@ import logging
 import numbers
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aimark.labels import WORDING_RULES, find_labels, remove_label_text
 from aimark.provenance import AIGC_CARRIERS, TRAINED_ALGORITHMIC_MEDIA, detect_carrier, read_aigc, read_c2pa
-from aimark.provenance.aigc import AigcLabel
 from aimark.provenance.errors import ProvenanceError
-from aimark.provenance.validation import C2paReport
 from aimark.verify.extract import ExtractedText, visible_text
 from aimark.verify.profiles import PROFILES, Profile, Requirement
 from aimark.verify.report import (
     MISSING, NOT_APPLICABLE, NOT_CHECKED, SATISFIED, VIOLATED, InputError, ProfileResult, RequirementResult,
     VerificationReport,
 )
+
+if TYPE_CHECKING:  # annotations only: reading a text file imports neither lxml nor pypdf
+    from aimark.provenance.aigc import AigcLabel
+    from aimark.provenance.validation import C2paReport
 
 _log = logging.getLogger(__name__)
 

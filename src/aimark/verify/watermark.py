@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aimark.detect import DEFAULT_ALPHA, DetectionResult, Detector
-from aimark.engines import load_tokenizer
+from aimark.engines import load_detection_tokenizer
 from aimark.keys import Keyring
 from aimark.schemes.code import detection_language
 
@@ -26,7 +26,7 @@ def watermark_check_from_keyfile(
     """
     keyring = Keyring.load([key_path])
     models = {k.model for k in keyring if k.model}
-    tokenizer = load_tokenizer(model or (models.pop() if len(models) == 1 else None))
+    tokenizer = load_detection_tokenizer(model or (models.pop() if len(models) == 1 else None))
     detector = Detector(keyring, tokenizer, alpha=alpha)
 
     def check(text: str, filename: str | None = None) -> dict:

@@ -1,0 +1,1 @@
+"""Whole-process cold start of the command line (python -m bench.cli)."""
