@@ -117,3 +117,17 @@ def test_a_letter_with_200000_marks_is_cleaned_in_linear_time():
     cleaned, spans = normalise_for_detection(text)
     assert cleaned.startswith("word x\u0316") and cleaned.endswith("\u0301 tail")
     assert len(spans) == len(cleaned) and spans[6] == (5, 200_006)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=("Cs",)), max_size=40) | st.text(alphabet="a\u00ad\u200b\u0301\u1161\u2f08\U000e0041\U0001d165\u0430\U0001f600", max_size=12))
+def test_needs_cleaning_answers_as_the_single_pattern(text):
+    from aimark.detect.normalise import _changeable, needs_cleaning
+
+    assert needs_cleaning(text) == (_changeable().search(text) is not None)
+
+
+def test_no_changeable_character_is_ascii():
+    from aimark.detect.normalise import _changeable_codes
+
+    assert min(_changeable_codes()) >= 0x80

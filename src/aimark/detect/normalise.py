@@ -46,18 +46,40 @@ def _continues_cluster(char: str) -> bool:
 
 
 @functools.cache
-def _changeable() -> re.Pattern:
-    """Every character the cleaning below could remove, fold or compose (built once per process, ~0.15 s).
-
-    Most texts hold none of them; checking first keeps detection at tokenizer speed.
-    """
+def _changeable_codes() -> frozenset[int]:
+    """Every character the cleaning below could remove, fold or compose (built once per process, ~0.15 s)."""
     def changeable(code: int) -> bool:
         char = chr(code)
         return unicodedata.category(char) == "Cf" or _is_radical(char) or _continues_cluster(char)
 
     # Planes 0-1 hold every such character except the plane-14 tag characters (Cf), added as a range.
-    codes = {c for c in range(0x20000) if changeable(c)} | set(range(0xE0000, 0xE0080)) | {ord(c) for c in _LOOKALIKE_SOURCES}
-    return re.compile(char_class(codes))
+    return frozenset({c for c in range(0x20000) if changeable(c)} | set(range(0xE0000, 0xE0080)) | {ord(c) for c in _LOOKALIKE_SOURCES})
+
+
+@functools.cache
+def _changeable() -> re.Pattern:
+    """One pattern matching every changeable character (what :func:`needs_cleaning` answers, slower)."""
+    return re.compile(char_class(_changeable_codes()))
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
+
+
+@functools.cache
+def _changeable_by_plane() -> tuple[re.Pattern, re.Pattern]:
+    """(BMP, astral) halves of :func:`_changeable`: the regex engine tests a BMP class with a bitmap, but a class
+    reaching past U+FFFF range by range, which made this check a tenth of the batched detection time."""
+    codes = _changeable_codes()
+    return re.compile(char_class(c for c in codes if c <= 0xFFFF)), re.compile(char_class(c for c in codes if c > 0xFFFF))
+
+
+def needs_cleaning(text: str) -> bool:
+    """Whether ``text`` holds a character the cleaning changes. Most texts hold none: checking first keeps
+    detection at tokenizer speed. ASCII never does (no changeable character is below U+0080)."""
+    if text.isascii():
+        return False
+    bmp, astral = _changeable_by_plane()
+    return bmp.search(text) is not None or (_ASTRAL.search(text) is not None and astral.search(text) is not None)
 
 
 def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]] | None]:
@@ -68,7 +90,7 @@ def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]] | Non
     to the precomposed characters the model writes, and every character of the cluster maps to
     the cluster's span.
     """
-    if not _changeable().search(text):
+    if not needs_cleaning(text):
         return text, None  # nothing to clean: offsets are the caller's own
     pieces: list[str] = []
     spans: list[tuple[int, int]] = []
