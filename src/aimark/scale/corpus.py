@@ -446,7 +446,7 @@ def detect_corpus(
             fn_constructor_args=(settings,),
             batch_size=1,
             batch_format="pyarrow",
-            concurrency=run.workers,
+            compute=ray.data.ActorPoolStrategy(size=run.workers),
             num_cpus=1,
         )
         for summary in summaries.iter_rows():
