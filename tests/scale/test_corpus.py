@@ -192,3 +192,61 @@ def test_jsonl_parts_count_lines_as_iteration_does(tmp_path, content):
             assert path.read_bytes()[part.start_byte : part.end_byte] == b"".join(lines[part.first_row : part.end_row])
             assert 0 < part.end_row - part.first_row <= rows_per_part
             assert Part.from_json(part.to_json()) == part
+
+
+def test_a_row_the_detector_chokes_on_is_an_error_row_and_its_batch_keeps_its_verdicts(key_files, tmp_path, monkeypatch):
+    """No Ray: a batch whose detect_many raises is detected row by row; the failing row alone becomes an error."""
+    import pyarrow.parquet as pq
+
+    corpus = tmp_path / "corpus.jsonl"
+    texts = [" ".join(f"word{i}{j}" for j in range(60)) for i in range(4)]
+    corpus.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
+    output = tmp_path / "out"
+    output.mkdir()
+    settings = CorpusSettings(output=str(output), key_paths=tuple(map(str, key_files)))
+    detector = build_detector(settings)
+    expected = [detector.detect(t, with_tokens=False) for t in texts]
+    real_detect = Detector.detect
+
+    def detect_many(self, *args, **kwargs):
+        raise RuntimeError("a bug the batch path hits")
+
+    def detect(self, text, **kwargs):
+        if text == texts[2]:
+            raise ZeroDivisionError("a bug this text hits")
+        return real_detect(self, text, **kwargs)
+
+    monkeypatch.setattr(Detector, "detect_many", detect_many)
+    monkeypatch.setattr(Detector, "detect", detect)
+    summary = run_part(detector, _jsonl_parts(0, corpus, 100)[0], settings)
+    assert (summary["rows"], summary["errors"]) == (4, 1)
+    rows = pq.read_table(output).to_pylist()
+    assert rows[2]["error"] == "internal error (ZeroDivisionError)" and rows[2]["id"] == "2"
+    for index in (0, 1, 3):
+        assert rows[index]["error"] is None and rows[index]["p_value"] == expected[index].p_value
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--output", "out.parquet"], "--output goes with --ray"),
+        (["--ray"], "--ray needs --output"),
+        (["--ray", "--output", "out.parquet", "--jsonl"], "no --jsonl"),
+    ],
+)
+def test_ray_cli_usage_errors_are_one_line(key_files, tmp_path, extra, message):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": "some words"}\n')
+    result = run("detect", corpus, "--key", key_files[0], *extra)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_two_inputs_without_ray_are_refused(key_files, tmp_path):
+    result = run("detect", tmp_path / "a.txt", tmp_path / "b.txt", "--key", key_files[0])
+    assert result.exit_code == 2 and "several need --ray" in result.output
+
+
+def test_detect_still_reads_standard_input_when_no_input_is_named(key_files, human_passages):
+    result = run("detect", "--key", key_files[0], "--json", input=human_passages[0])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["watermarked"] is False
