@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install aimark with its test extras. torch is pinned to the CPU wheel:
+# Create .venv and install aimark with its test, bench and scale (Ray) extras. torch is pinned to the CPU wheel:
 # an unpinned torch pulls several GB of CUDA libraries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +10,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[test,bench]"
+.venv/bin/python -m pip install --quiet -e ".[test,bench,scale]"

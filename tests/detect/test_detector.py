@@ -88,6 +88,21 @@ def test_detect_many_streams_in_order_and_reports_bad_items(tiny, marked):
     assert results[0].p_value == results[4].p_value == detector.detect(texts[0]).p_value
 
 
+@pytest.mark.parametrize("schemes", [("synthid",), ("kgw",), ("gumbel",), ("synthid", "kgw", "gumbel")])
+def test_detect_many_gives_exactly_what_detect_gives(tiny, marked, human_passages, keys, schemes):
+    """The batched path computes p-values for a whole batch at once: every field must still be detect()'s."""
+    key, texts = marked
+    detector = Detector([key] + [keys(s) for s in schemes], tiny.tokenizer)
+    items = texts + human_passages[:30] + ["", "x", "\u2f08\u2f47 " * 8, "caf\u0065\u0301 " * 10]
+    for item, batched in zip(items, detector.detect_many(items, batch_size=7)):
+        try:
+            single = detector.detect(item, with_tokens=False)
+        except DetectionInputError as exc:
+            assert isinstance(batched, DetectionInputError) and str(batched) == str(exc)
+        else:
+            assert batched == single
+
+
 def test_schemes_are_picklable(tiny, keys):
     for scheme in ("synthid", "kgw", "gumbel"):
         detector = Detector(keys(scheme), tiny.tokenizer)

@@ -129,3 +129,17 @@ def test_every_character_the_quick_check_passes_is_left_alone_by_the_cleaning():
     cleaned, spans = clean_clusters(kept)
     assert cleaned == kept
     assert spans == [(i, i + 1) for i in range(len(kept))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=("Cs",)), max_size=40) | st.text(alphabet="a\u00ad\u200b\u0301\u1161\u2f08\U000e0041\U0001d165\u0430\U0001f600", max_size=12))
+def test_needs_cleaning_answers_as_the_character_check(text):
+    from aimark.detect.normalise import is_changeable, needs_cleaning
+
+    assert needs_cleaning(text) == any(map(is_changeable, text))
+
+
+def test_no_changeable_character_is_ascii():
+    from aimark.detect.normalise import is_changeable
+
+    assert not any(is_changeable(chr(code)) for code in range(0x80))

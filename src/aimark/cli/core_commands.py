@@ -214,7 +214,7 @@ def _gate_option(language: Optional[str], prose: bool) -> Optional[str]:
 @app.command()
 @guarded
 def detect(
-    source: Annotated[str, typer.Argument(help="Text file, or - for standard input.")] = "-",
+    source: Annotated[list[str], typer.Argument(help="Text file, or - for standard input; with --ray, JSONL/Parquet files or folders.")] = ["-"],  # noqa: B006
     key: Annotated[list[Path], typer.Option(help="Key file (repeat for a keyring).")] = [],  # noqa: B006
     alpha: Annotated[float, typer.Option(min=1e-300, max=0.5, help="Significance level = false-positive rate.")] = 1e-3,
     prompt: Annotated[Optional[str], typer.Option(help="Prompt the text answered; used as context, never scored.")] = None,
@@ -225,6 +225,12 @@ def detect(
     spans: Annotated[bool, typer.Option("--spans", help="Find watermarked spans in a long mixed text (family-wise error <= alpha over all windows).")] = False,
     language: Annotated[Optional[str], typer.Option(help="Code gate: count only the tokens of this language whose lexical classes carry the key's watermark (python, js, ...; markdown: fenced blocks). Default: from the file's extension, else guessed from the text; 'none' = every token.")] = None,
     prose: Annotated[bool, typer.Option("--prose", help="No code gate: every token counts (= --language none).")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Detect a corpus (JSONL/Parquet) on Ray; verdict rows go to --output as Parquet.")] = False,
+    output: Annotated[Optional[Path], typer.Option(help="With --ray: the output, a directory of Parquet parts; a rerun over it resumes.")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="With --ray: the Ray cluster ('auto' or host:port); default: a local one.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="With --ray: detection workers, one CPU each (default: every CPU).")] = None,
+    text_column: Annotated[str, typer.Option(help="With --ray: the JSON field / Parquet column holding the text.")] = "text",
+    id_column: Annotated[str, typer.Option(help="With --ray: the field / column holding each row's id (copied to the output).")] = "id",
 ) -> None:
     """Detect the watermark in text, from the text and the key alone."""
     from aimark.schemes.code import detection_language
@@ -232,6 +238,18 @@ def detect(
     if spans and (jsonl or tokens):
         fail("--spans takes one text and prints spans, not --jsonl or --tokens")
     language = _gate_option(language, prose)
+    if ray or output is not None:
+        from aimark.cli.corpus import detect_on_ray
+
+        if not ray or jsonl or tokens or json_output or prompt is not None:
+            fail("--output goes with --ray, which reads JSONL/Parquet itself (no --jsonl, --tokens, --json or --prompt)")
+        corpus_language = detection_language("", language=language) if language else None
+        detect_on_ray(source, output, key=key, model=model, alpha=alpha, spans=spans, language=corpus_language,
+                      ray_address=ray_address, workers=workers, text_column=text_column, id_column=id_column)
+        return
+    if len(source) != 1:
+        fail("give one input (several need --ray)")
+    source = source[0]
     detector = _make_detector(key, model, alpha)
     if jsonl:  # one gate for the whole stream: the one given (lines are not guessed one by one)
         _detect_jsonl(detector, source, detection_language("", language=language) if language else None)
@@ -256,6 +274,8 @@ def detect(
 
 def _detect_jsonl(detector, source: str, language: Optional[str] = None) -> None:
     """Stream: bounded memory, output order = input order, bad lines reported in place."""
+    from aimark.scale.rows import parse_jsonl_line  # the rows `detect --ray` reads too
+
     stream = sys.stdin.buffer if source == "-" else _open_binary(source)
     failures = 0
     lines = iter(stream)
@@ -265,7 +285,7 @@ def _detect_jsonl(detector, source: str, language: Optional[str] = None) -> None
         errors: list[Optional[str]] = []
         for raw_line in chunk:
             line_number += 1
-            text, error = _parse_jsonl_line(raw_line, line_number)
+            text, _, error = parse_jsonl_line(raw_line, line_number)
             texts.append(text)
             errors.append(error)
         results = iter(detector.detect_many([t for t in texts if t is not None], language=language))
@@ -288,20 +308,6 @@ def _open_binary(path: str):
         return open(path, "rb")
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}")
-
-
-def _parse_jsonl_line(raw_line: bytes, line_number: int) -> tuple[Optional[str], Optional[str]]:
-    try:
-        document = json.loads(raw_line.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None, f"line {line_number}: not valid UTF-8"
-    except json.JSONDecodeError:
-        return None, f"line {line_number}: not a JSON object"
-    except RecursionError:
-        return None, f"line {line_number}: JSON nested too deeply"
-    if not isinstance(document, dict) or not isinstance(document.get("text"), str):
-        return None, f"line {line_number}: expected a JSON object with a string 'text' field"
-    return document["text"], None
 
 
 DEMO_PROMPTS = [

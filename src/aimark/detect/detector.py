@@ -16,7 +16,7 @@ import numpy as np
 
 from aimark.detect.normalise import map_offsets, normalise_for_detection
 from aimark.detect.result import DetectionResult, TokenScore
-from aimark.detect.stats import keyring_corrected, log_p_value
+from aimark.detect.stats import keyring_corrected, log_p_value, log_p_values
 from aimark.keys import Keyring, TokenizerBinding, WatermarkKey, tokenizer_fingerprint
 from aimark.schemes import WatermarkScheme, scheme_for_key
 from aimark.schemes.code import class_mask, code_detection_scheme, free_classes_for, normalise_language, token_classes
@@ -62,6 +62,19 @@ def first_occurrences(values: np.ndarray) -> np.ndarray:
     if len(values):
         _, first = np.unique(values, return_index=True)
         mask[first] = True
+    return mask
+
+
+def first_occurrences_per_group(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Boolean mask: True at the first occurrence of each value within its group (:func:`first_occurrences`
+    of each group's values at once; ``lexsort`` is stable, so the first of equal pairs is the earliest)."""
+    mask = np.zeros(len(values), dtype=bool)
+    if len(values):
+        order = np.lexsort((values, groups))
+        grouped, ordered = groups[order], values[order]
+        starts = np.ones(len(order), dtype=bool)
+        starts[1:] = (grouped[1:] != grouped[:-1]) | (ordered[1:] != ordered[:-1])
+        mask[order[starts]] = True
     return mask
 
 
@@ -196,13 +209,15 @@ class Detector:
             valid = [t for t in batch if isinstance(t, str) and t.strip()]
             # One tokenizer call per batch: the Rust tokenizer parallelises across texts.
             cleaned = [self._clean(t)[0] for t in valid]
-            encoded = iter(self.tokenizer(cleaned, add_special_tokens=False)["input_ids"]) if valid else iter(())
+            encoded = self.tokenizer(cleaned, add_special_tokens=False)["input_ids"] if valid else []
+            results = iter(self._detect_batch([np.asarray(ids, dtype=np.int64) for ids in encoded]))
             for text in batch:
                 try:
                     _check_text(text)
-                    yield self._detect_ids(np.asarray(next(encoded), dtype=np.int64), scored_from=0, offsets=None)
                 except DetectionInputError as exc:
                     yield exc
+                else:
+                    yield next(results)
 
     # -- internals --------------------------------------------------------------
     def _clean(self, text: str) -> tuple[str, list[tuple[int, int]] | None]:
@@ -221,6 +236,43 @@ class Detector:
             ids = self._encode(text)
             return ids, [(0, 0)] * len(ids)
 
+    def _detect_batch(self, encoded: list[np.ndarray]) -> list[DetectionResult | DetectionInputError]:
+        """:meth:`_detect_ids` of each text (whole texts, no prompt, no gate, no tokens), with one p-value call
+        per key for the whole batch: the same numbers, without scipy's per-call overhead for every text."""
+        totals = np.zeros((len(self.schemes), len(encoded)), dtype=np.float64)
+        counts = np.zeros((len(self.schemes), len(encoded)), dtype=np.int64)
+        for k, scheme in enumerate(self.schemes):
+            for i, values in enumerate(self._batch_scored_values(scheme, encoded)):
+                totals[k, i], counts[k, i] = float(values.sum()), len(values)
+        log_ps = [log_p_values(scheme.null, totals[k], counts[k]) for k, scheme in enumerate(self.schemes)]
+        results: list[DetectionResult | DetectionInputError] = []
+        for i, ids in enumerate(encoded):
+            try:
+                results.append(self._result([float(p[i]) for p in log_ps], [int(c) for c in counts[:, i]], len(ids), 0, None, None, None))
+            except DetectionInputError as exc:
+                results.append(exc)
+        return results
+
+    def _batch_scored_values(self, scheme: WatermarkScheme, encoded: list[np.ndarray]) -> list[np.ndarray]:
+        """Per text, the values :meth:`scored_units` keeps (no prompt, no gate), with the rows of every text
+        scored in one call and deduplicated per text in one sort: numpy's per-call cost paid once per batch."""
+        rows = [scheme._scored_positions(ids) for ids in encoded]
+        lengths = [len(positions) for _, positions, _ in rows]
+        windows = np.concatenate([w for w, _, _ in rows]) if rows else np.empty((0, scheme.context_width), dtype=np.int64)
+        tokens = np.concatenate([t for _, _, t in rows]) if rows else np.empty(0, dtype=np.int64)
+        scored = scheme.score_windows(windows, np.concatenate([p for _, p, _ in rows]) if rows else tokens, tokens)
+        text_of = np.repeat(np.arange(len(encoded)), lengths)
+        keep = np.ones(len(tokens), dtype=bool)
+        if len(self._special_ids):
+            keep &= ~np.isin(tokens, self._special_ids)
+        kept = np.flatnonzero(keep)
+        if scheme.masks_repeated_contexts:
+            kept = kept[first_occurrences_per_group(text_of[kept], scored.contexts[kept])]
+        kept = kept[first_occurrences_per_group(text_of[kept], scored.units[kept])]
+        values = scored.values[kept]
+        bounds = np.searchsorted(text_of[kept], np.arange(len(encoded) + 1))
+        return [values[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+
     def _detect_ids(
         self, ids: np.ndarray, *, scored_from: int, offsets, allowed: np.ndarray | list[np.ndarray] | None = None, language: str | None = None
     ) -> DetectionResult:
@@ -231,8 +283,15 @@ class Detector:
             log_ps.append(log_p)
             counts.append(count)
             per_key_tokens.append(token_scores)
+        return self._result(log_ps, counts, len(ids), scored_from, offsets, per_key_tokens, allowed, language)
+
+    def _result(
+        self, log_ps: list[float], counts: list[int], num_ids: int, scored_from: int, offsets, per_key_tokens, allowed, language: str | None = None
+    ) -> DetectionResult:
+        """The keyring-corrected result from each key's log p-value and scored count."""
+        schemes = self.schemes_for(language)
         if max(counts) == 0:
-            raise self.nothing_to_score(len(ids) - scored_from, gated=allowed is not None, language=language)
+            raise self.nothing_to_score(num_ids - scored_from, gated=allowed is not None, language=language)
         best, corrected = keyring_corrected(log_ps) if len(log_ps) > 1 else (0, log_ps[0])
         tokens: tuple[TokenScore, ...] = ()
         if offsets is not None:
@@ -243,7 +302,7 @@ class Detector:
             scheme=schemes[best].name,
             key_id=schemes[best].key_id,
             num_scored_tokens=counts[best],
-            num_tokens=int(len(ids) - scored_from),
+            num_tokens=int(num_ids - scored_from),
             alpha=self.alpha,
             keys_tried=len(self.schemes),
             tokens=tokens,

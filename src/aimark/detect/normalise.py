@@ -55,6 +55,13 @@ def is_changeable(char: str) -> bool:
     return code < 0x20000 and (unicodedata.category(char) == "Cf" or _is_radical(char) or _continues_cluster(char))
 
 
+def needs_cleaning(text: str) -> bool:
+    """Whether ``text`` holds a character the cleaning changes. Most texts hold none: checking first keeps
+    detection at tokenizer speed. ASCII never does (no changeable character is below U+0080), and otherwise
+    only the text's distinct characters are judged (a table of every code point cost a cold start 0.2 s)."""
+    return not text.isascii() and any(map(is_changeable, set(text)))
+
+
 def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]] | None]:
     """(cleaned text, spans) where ``spans[i]`` is the (start, end) in ``text`` that cleaned character ``i`` came from.
 
@@ -63,9 +70,7 @@ def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]] | Non
     to the precomposed characters the model writes, and every character of the cluster maps to
     the cluster's span.
     """
-    # Most texts hold no changeable character; judging the text's distinct characters keeps detection at
-    # tokenizer speed (a table of every code point cost a cold start 0.2 s).
-    if not any(map(is_changeable, set(text))):
+    if not needs_cleaning(text):
         return text, None  # nothing to clean: offsets are the caller's own
     return clean_clusters(text)
 

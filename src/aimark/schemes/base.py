@@ -95,9 +95,14 @@ class WatermarkScheme(ABC):
         Returns log-weights of the same shape (need not be normalised).
         """
 
-    @abstractmethod
     def score(self, token_ids: np.ndarray) -> PositionScores:
         """Detection values for every position with a full context."""
+        return self.score_windows(*self._scored_positions(token_ids))
+
+    @abstractmethod
+    def score_windows(self, windows: np.ndarray, positions: np.ndarray, tokens: np.ndarray) -> PositionScores:
+        """:meth:`score` from what :meth:`_scored_positions` gives. Each row's values depend on that row alone,
+        so the rows of many texts, concatenated, are scored in one call (batched detection does)."""
 
     @property
     @abstractmethod

@@ -48,8 +48,7 @@ class GumbelScheme(WatermarkScheme):
         out[np.arange(len(out)), winners] = 0.0
         return out
 
-    def score(self, token_ids: np.ndarray) -> PositionScores:
-        windows, positions, tokens = self._scored_positions(token_ids)
+    def score_windows(self, windows: np.ndarray, positions: np.ndarray, tokens: np.ndarray) -> PositionScores:
         contexts = self.context_keys(windows)
         r = self.uniforms(contexts, tokens)
         return PositionScores(positions, unit_ids(contexts, tokens), contexts, -np.log1p(-r))

@@ -166,8 +166,7 @@ class KGWScheme(WatermarkScheme):
         return log_probs + self.bias * is_green
 
     # -- detection ------------------------------------------------------------
-    def score(self, token_ids: np.ndarray) -> PositionScores:
-        windows, positions, tokens = self._scored_positions(token_ids)
+    def score_windows(self, windows: np.ndarray, positions: np.ndarray, tokens: np.ndarray) -> PositionScores:
         if self.mode == "keyed" or self.seeding_scheme == "selfhash":
             is_green, seeds = self.green(windows, tokens[:, None])
             is_green, seeds = is_green[:, 0], seeds[:, 0]

@@ -120,8 +120,7 @@ class SynthIDScheme(WatermarkScheme):
         """Per (context, token): its count of 1-bits over the scored layers, the unit value detection sums."""
         return self.g_values(context_keys, tokens)[..., : self.scored_layers].sum(axis=-1).astype(np.int64)
 
-    def score(self, token_ids: np.ndarray) -> PositionScores:
-        windows, positions, tokens = self._scored_positions(token_ids)
+    def score_windows(self, windows: np.ndarray, positions: np.ndarray, tokens: np.ndarray) -> PositionScores:
         contexts = self.context_keys(windows)
         return PositionScores(positions, unit_ids(contexts, tokens), contexts, self._scored_ones(contexts, tokens))
 
