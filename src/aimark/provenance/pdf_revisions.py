@@ -19,8 +19,8 @@ def revision_marker(data: bytes) -> str:
 def remove_revisions(data: bytes) -> tuple[bytes, int]:
     """Peel off every trailing revision aimark appended; returns the original bytes and how many were removed.
 
-    Stops at the first revision that is not aimark's or whose recorded digest does not match the bytes
-    before it (someone else's later update, or an edited file): nothing is ever cut on a guess.
+    Stops at the first revision that is not aimark's (someone else's later update, which copies the Info
+    entry along), or whose recorded digest does not match the bytes before it: nothing is cut on a guess.
     """
     from aimark.provenance.pdf_limits import bounded_pdf
 
@@ -34,8 +34,10 @@ def remove_revisions(data: bytes) -> tuple[bytes, int]:
         length, _, digest = marker.partition(" ")
         if not length.isdigit() or int(length) >= len(data):
             return data, removed
-        prefix = data[: int(length)]
-        if hashlib.sha256(prefix).hexdigest() != digest:
+        prefix, appended = data[: int(length)], data[int(length):]
+        # The marker is in the Info dictionary, which a later update by anyone else copies along: it speaks for
+        # the last revision only if that revision is all that follows the recorded prefix (one end-of-file mark).
+        if appended.count(b"%%EOF") != 1 or hashlib.sha256(prefix).hexdigest() != digest:
             return data, removed
         data, removed = prefix, removed + 1
 
