@@ -153,7 +153,8 @@ class ServiceRuntime:
         if "c2pa" not in self.config.labels:
             return ""
         info = GenerationInfo(model_name=self.loaded.name, watermark_scheme=self.key.scheme,
-                              watermark_key_id=self.key.key_id, content_id=content_id)
+                              watermark_key_id=self.key.key_id, content_id=content_id,
+                              detection_endpoint=self.config.detection_endpoint)
         body = labelled.encode("utf-8")
         signed = sign_content(body, _OUTPUT_FILENAME, self.config.credentials, info)
         if not signed.startswith(body):  # the A.8 carrier only ever appends; anything else would garble a stream
