@@ -215,3 +215,53 @@ def test_flags_override_the_settings(tmp_path, monkeypatch) -> None:
     (tmp_path / "p.txt").write_text("x\n", encoding="utf-8")
     assert _cli("label", "p.txt", "-o", "p.out").exit_code == 0  # profile from the environment
     assert re.search(r"aimark:label profile=kr lang=ko", (tmp_path / "p.out").read_text(encoding="utf-8"))
+
+
+def test_verify_reports_the_detection_endpoint_and_never_contacts_it(tmp_path, monkeypatch, pki) -> None:
+    """A real HTTP server at the endpoint the manifest names: verifying the file must not reach it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    contacted = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            contacted.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_HEAD = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/verify"
+    try:
+        monkeypatch.chdir(tmp_path)
+        _new_user(tmp_path, pki)
+        monkeypatch.setenv("AIMARK_DETECTION_ENDPOINT", endpoint)
+        report, _ = _label_and_verify(tmp_path, "report.pdf", "all")
+    finally:
+        server.shutdown()
+    statuses = {r["id"]: r for p in report["profiles"] for r in p["requirements"]}
+    assert statuses["eu.detection-endpoint"]["status"] == "satisfied" and endpoint in statuses["eu.detection-endpoint"]["detail"]
+    assert contacted == []
+    # A file is output that left the service: its own notice decides, the in-service line does not apply.
+    assert statuses["kr.in-service-display"]["status"] == "not_applicable"
+    assert statuses["kr.output-notice"]["status"] == "satisfied"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"PK\x03\x04 not a zip", "not a ZIP"),
+    (b"%PDF-1.4 broken", "cannot be labelled"),
+])
+def test_a_broken_document_is_a_clear_error_not_a_signature_claim(tmp_path, monkeypatch, content, message) -> None:
+    monkeypatch.chdir(tmp_path)
+    _new_user(tmp_path)
+    name = "bad.docx" if content.startswith(b"PK") else "bad.pdf"
+    (tmp_path / name).write_bytes(content)
+    result = _cli("label", name, "--profile", "cn", "-o", "out")
+    assert result.exit_code == 2 and message in result.stderr and "C2PA" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -66,7 +66,8 @@ class LabelResult:
 
 def _already_signed(content: bytes, carrier: str, filename: str | None) -> bool:
     if carrier in (PDF_CARRIER, DOCX_CARRIER):
-        return read_c2pa(content, filename).present
+        # A manifest c2pa-rs could read; an unreadable file is reported by the step that cannot parse it.
+        return read_c2pa(content, filename).manifest is not None
     text = content.decode("utf-8", "replace")
     return structured_text.BEGIN in text or unstructured_text.scan(text) != unstructured_text.WrapperScan()
 
