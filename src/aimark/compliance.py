@@ -103,7 +103,7 @@ def label_file(
     if carrier not in (PDF_CARRIER, DOCX_CARRIER):
         decode_text(content)  # invalid UTF-8 / UTF-16 is refused before anything is written
     if _already_signed(content, carrier, filename):
-        raise LabelError("this file already carries a C2PA manifest; label the unsigned original "
+        raise LabelError("this file already carries a C2PA manifest; label first, then sign "
                          "(labelling now would invalidate the manifest)")
     info = info or GenerationInfo()
     content_id = info.content_id or new_content_id()

@@ -94,10 +94,7 @@ def label(
     try:
         result = label_file(content, filename, chosen, settings, lang=lang, position=position, lang_code=lang_code, info=info)
     except (LabelError, UnknownFileKindError, UnknownProfileError, ProvenanceError) as err:
-        message = str(err) if not isinstance(err, ProvenanceError) else err.message
-        if "C2PA manifest" in message:
-            message += "; label first, then sign"
-        _fail(message)
+        _fail(err.message if isinstance(err, ProvenanceError) else str(err))
     _write_output(result.content, output)
     for layer in result.layers:
         _err.print(f"{'wrote' if layer.written else 'not written'} {layer.layer}: {layer.detail}", markup=False, soft_wrap=True)
