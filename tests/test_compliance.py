@@ -265,3 +265,29 @@ def test_a_broken_document_is_a_clear_error_not_a_signature_claim(tmp_path, monk
     result = _cli("label", name, "--profile", "cn", "-o", "out")
     assert result.exit_code == 2 and message in result.stderr and "C2PA" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st  # noqa: E402
+
+from aimark.compliance import label_file, remove_labels  # noqa: E402
+from aimark.labels import LabelError  # noqa: E402
+from aimark.provenance.errors import ProvenanceError  # noqa: E402
+from aimark.settings import Settings  # noqa: E402
+
+_PIECES = st.sampled_from(["---", "AIGC: x", "title: 'a'", "# aimark:aigc", "# aimark:aigc created", "...", "", " ",
+                           "本文。", "\ufeff", "<!-- c -->", "- item"])
+_MARKDOWN = st.lists(st.one_of(_PIECES, st.text(max_size=12)), max_size=8).flatmap(
+    lambda lines: st.sampled_from(["\n", "\r\n", "\r"]).map(lambda nl: nl.join(lines)))
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_MARKDOWN, profile=st.sampled_from(["cn", "all", "kr"]), position=st.sampled_from(["start", "end"]))
+def test_label_then_unlabel_is_the_identity_on_any_markdown(text, profile, position) -> None:
+    """Notice + AIGC front matter, created or inserted, on any Markdown aimark accepts: unlabel gives it back."""
+    settings = Settings().with_overrides(provider={"content_producer": PRODUCER})
+    original = text.encode("utf-8")
+    try:
+        labelled = label_file(original, "notes.md", profile, settings, position=position).content
+    except (LabelError, ProvenanceError):
+        return  # refused (malformed front matter, an existing label ...): nothing was written
+    assert remove_labels(labelled, "notes.md") == (original, ["aigc", "notice"] if profile != "kr" else ["notice"])
