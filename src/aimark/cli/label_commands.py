@@ -1,4 +1,5 @@
-"""label, unlabel, sign, verify: the visible notice, provenance, and the one verifier, from the shell.
+"""notice, sign, verify: notice sentences, provenance, and the one verifier, from the shell
+(`label` and `unlabel`, which make every layer a profile needs, are in compliance_commands.py).
 
 Exit codes: 0 done / satisfied, 1 verification not satisfied, 2 error (bad input, bad option, missing tool).
 Private keys are read from files and never printed.
@@ -18,10 +19,7 @@ from rich.table import Table
 from aimark.cli.app import app
 from aimark.cli.io import MAX_INPUT_BYTES, guarded, read_trust_anchors
 from aimark.files import write_atomic
-from aimark.labels import (
-    ADVANCE_NOTICE_TEXT, LabelError, notice_text, UnknownFileKindError, UnknownProfileError, add_label, file_kind_for,
-    remove_label,
-)
+from aimark.labels import ADVANCE_NOTICE_TEXT, UnknownFileKindError, UnknownProfileError, notice_text
 
 # aimark.provenance (c2pa, cryptography, pypdf, lxml) and aimark.verify are imported by the commands that use
 # them: every `aimark` start imports this module, and `aimark detect` must not pay for them.
@@ -70,38 +68,6 @@ _LANG_CODE = typer.Option(None, "--lang-code", help="File kind (python, js, c, h
 
 @app.command()
 @guarded
-def label(
-    file: str = typer.Argument(..., metavar="FILE|-", help="File to label, or - for standard input."),
-    profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu, or all (one notice meeting every profile)."),
-    lang: Optional[str] = typer.Option(None, "--lang", help="Notice language: ko, ja, zh or en (default: the profile's)."),
-    position: str = typer.Option("start", "--position", help="start or end of the text."),
-    lang_code: Optional[str] = _LANG_CODE,
-    output: Optional[Path] = _OUTPUT,
-) -> None:
-    """Add a visible AI notice, in the file's own comment syntax for source code."""
-    content, filename = _read_input(file)
-    if filename and filename.lower().endswith((".docx", ".pdf")):
-        _fail("label works on text and source code; put the notice in the document body, then "
-              "`aimark sign --aigc-producer ...` adds the C2PA manifest and AIGC metadata")
-    _refuse_signed(content)
-    try:
-        kind = file_kind_for(filename, lang_code)
-        _write_output(add_label(content, kind, profile, lang, position), output)
-    except (LabelError, UnknownFileKindError, UnknownProfileError) as err:
-        _fail(str(err))
-
-
-def _refuse_signed(content: bytes) -> None:
-    """A label added after signing would break the C2PA hard binding (and sit after an A.8 wrapper)."""
-    from aimark.provenance import structured_text, unstructured_text
-
-    text = content.decode("utf-8", "replace")
-    if structured_text.BEGIN in text or unstructured_text.scan(text) != unstructured_text.WrapperScan():
-        _fail("this file already carries a C2PA manifest; label first, then sign (labelling now would invalidate it)")
-
-
-@app.command()
-@guarded
 def notice(
     profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu or all."),
     lang: Optional[str] = typer.Option(None, "--lang", help="ko, ja, zh or en."),
@@ -118,25 +84,6 @@ def notice(
             typer.echo(notice_text(profile, lang))
     except UnknownProfileError as err:
         _fail(str(err))
-
-
-@app.command()
-@guarded
-def unlabel(
-    file: str = typer.Argument(..., metavar="FILE|-", help="File to unlabel, or - for standard input."),
-    lang_code: Optional[str] = _LANG_CODE,
-    output: Optional[Path] = _OUTPUT,
-) -> None:
-    """Remove exactly what `aimark label` added (the file returns byte for byte)."""
-    content, filename = _read_input(file)
-    try:
-        kind = file_kind_for(filename, lang_code) if (filename or lang_code) else None
-        restored, removed = remove_label(content, kind)
-    except (LabelError, UnknownFileKindError) as err:
-        _fail(str(err))
-    if not removed:
-        _err.print("note: no aimark label found; output is the input unchanged")
-    _write_output(restored, output)
 
 
 @app.command()
@@ -228,7 +175,7 @@ def _print_report(report, console: Console) -> None:
 @guarded
 def verify_command(
     files: list[str] = typer.Argument(..., metavar="FILE|DIR|-...", help="Files or folders to verify, or - for standard input."),
-    profile: str = typer.Option(..., "--profile", "-p", help="kr, cn, eu or all."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="kr, cn, eu or all (default: the settings' default_profile)."),
     key: Optional[Path] = typer.Option(None, "--key", help="Watermark key file: also check the watermark layer."),
     trust: Optional[Path] = typer.Option(None, "--trust", help="PEM trust anchors the C2PA signer must chain to."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (schema: docs/labels.md)."),
@@ -236,14 +183,25 @@ def verify_command(
         None, "--registry", metavar="DB_URL|default",
         help="Also look the text up in a registry of issued outputs (aimark serve's; 'default': AIMARK_DB_URL or the SQLite file)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML here: one testcase per file (for CI)."),
+    report_path: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML compliance report here."),
+    settings_file: Optional[Path] = typer.Option(None, "--settings", help="Settings file (default: aimark.toml found from here upwards)."),
 ) -> None:
     """Check every layer against a jurisdiction's rules. Exit 0 satisfied, 1 not satisfied, 2 error.
 
     A folder is walked (git's file list inside a repository, else .gitignore honoured) and every file of a
-    kind aimark knows is checked; the exit code is then the worst file's.
+    kind aimark knows is checked; the exit code is then the worst file's. --profile, --key, --trust and
+    --registry default to the settings (aimark.toml, AIMARK_*).
     """
+    from aimark.cli.compliance_commands import settings_for
     from aimark.verify import PROFILES, VERDICT_ERROR, VERDICT_SATISFIED, verify
 
+    settings = settings_for(settings_file, files[0])
+    profile = profile or settings.label.default_profile
+    key = key or settings.watermark.key
+    trust = trust or settings.signing.trust_anchors
+    registry = registry or settings.registry.url
+    if profile is None:
+        _fail("no profile: pass --profile kr|cn|eu|all or set label.default_profile in aimark.toml (aimark init)")
     if profile != "all" and profile not in PROFILES:
         _fail(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)} or all")
     many = len(files) > 1 or junit is not None or any(Path(f).is_dir() for f in files if f != "-")
@@ -253,19 +211,25 @@ def verify_command(
     anchors = read_trust_anchors(trust)
     watermark_check = _load_watermark_check(key) if key is not None else None
     opened = _open_registry(registry) if registry is not None else None
+    reports = []
     try:
         def check(data: bytes, name: Optional[str]):
-            return verify(data, name, profile, trust_anchors=anchors, watermark_check=watermark_check,
-                          registry_lookup=opened.lookup_dict if opened else None)
+            report = verify(data, name, profile, trust_anchors=anchors, watermark_check=watermark_check,
+                            registry_lookup=opened.lookup_dict if opened else None)
+            reports.append(report)
+            return report
 
         if many:
             from aimark.cli.tree import verify_many
 
-            raise typer.Exit(verify_many(files, profile, check, as_json=as_json, junit=junit, limit=MAX_INPUT_BYTES))
+            code = verify_many(files, profile, check, as_json=as_json, junit=junit, limit=MAX_INPUT_BYTES)
+            _write_html_report(report_path, reports)
+            raise typer.Exit(code)
         report = check(content, filename)
     finally:
         if opened is not None:
             opened.close()
+    _write_html_report(report_path, reports)
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -273,3 +237,14 @@ def verify_command(
     if report.verdict == VERDICT_ERROR:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK if report.verdict == VERDICT_SATISFIED else EXIT_NOT_SATISFIED)
+
+
+def _write_html_report(path: Optional[Path], reports: list) -> None:
+    if path is None:
+        return
+    from aimark.verify.html_report import render_html_report
+
+    try:
+        write_atomic(path, render_html_report(reports).encode("utf-8"))
+    except OSError as err:
+        _fail(f"cannot write {path}: {err.strerror or type(err).__name__}")

@@ -65,8 +65,8 @@ def serve(
     new_key: Annotated[bool, typer.Option("--new-key", help="Allow a new service key although the registry holds outputs issued under another (they stay detectable only with the old key).")] = False,
     host: Annotated[str, typer.Option(help="Address to listen on (default: localhost only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    profile: Annotated[str, typer.Option(help="kr, cn, eu or all: the notice wording and the default verification rules.")] = "all",
-    lang: Annotated[str, typer.Option(help="Notice language: ko, ja, zh or en.")] = "en",
+    profile: Annotated[Optional[str], typer.Option(help="kr, cn, eu or all: the notice wording and the default verification rules (default: the settings', else all).")] = None,
+    lang: Annotated[Optional[str], typer.Option(help="Notice language: ko, ja, zh or en (default: the settings', else en).")] = None,
     label: Annotated[list[str], typer.Option(help="Label layers: notice and/or c2pa (repeat). Default: notice, plus c2pa with --cert.")] = [],  # noqa: B006
     cert: Annotated[Optional[Path], typer.Option(help="PEM certificate chain for C2PA manifests.")] = None,
     private_key: Annotated[Optional[Path], typer.Option(help="PEM private key for C2PA manifests (never printed).")] = None,
@@ -86,13 +86,28 @@ def serve(
     detect_deadline: Annotated[float, typer.Option(min=0.1, help="Seconds a detection or verification may run before it is stopped (503).")] = 30.0,
     proxy_headers: Annotated[bool, typer.Option(help="Trust X-Forwarded-For from --forwarded-allow-ips (behind a reverse proxy).")] = False,
     forwarded_allow_ips: Annotated[str, typer.Option(help="Proxy addresses whose X-Forwarded-For is trusted.")] = "127.0.0.1",
+    settings_file: Annotated[Optional[Path], typer.Option("--settings", help="Settings file (default: aimark.toml found from here upwards).")] = None,
 ) -> None:
-    """Serve generation (OpenAI API shape, watermarked, labelled, registered) and the public verification page."""
+    """Serve generation (OpenAI API shape, watermarked, labelled, registered) and the public verification page.
+
+    Unset options fall back to the provider's settings (aimark.toml, AIMARK_*): profile, notice language,
+    signing credentials and trust anchors, watermark key, registry, detection endpoint."""
     from aimark.engines import ModelLoadError
     from aimark.keys import KeyFileError
     from aimark.registry import RegistryError
     from aimark.service.config import ServiceConfig, ServiceConfigError
 
+    from aimark.cli.compliance_commands import settings_for
+
+    settings = settings_for(settings_file)
+    profile = profile or settings.label.default_profile or "all"
+    lang = lang or settings.label.notice_language or "en"
+    if cert is None and private_key is None:
+        cert, private_key = settings.signing.certificate_chain, settings.signing.private_key
+    trust = trust or settings.signing.trust_anchors
+    key = list(key) or ([settings.watermark.key] if settings.watermark.key else [])
+    if db_url is None and settings.registry.url not in (None, "default"):
+        db_url = settings.registry.url
     credentials = _credentials(cert, private_key)
     anchors = read_trust_anchors(trust)
     labels = tuple(label) or (("notice", "c2pa") if credentials else ("notice",))
@@ -104,6 +119,7 @@ def serve(
             verify_rate_per_minute=verify_rate, verify_burst=verify_burst, max_request_bytes=max_request_bytes,
             max_new_tokens=max_new_tokens, alpha=alpha, detect_workers=detect_workers, detect_deadline_s=detect_deadline,
             detect_api_key_digests=_detect_api_key_digests(detect_api_key_file),
+            detection_endpoint=settings.provider.detection_endpoint,
         )
     except ServiceConfigError as err:
         fail(str(err))

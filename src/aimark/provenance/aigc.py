@@ -7,7 +7,8 @@ Value (Annex E): `{"AIGC":{"Label":…,"ContentProducer":…,"ProduceID":…,"Re
 Labelling Measures Art. 5: the label gives the AI attribute, the provider's name or code, a content ID.
 
 Carriers for text files (TC260 practice guide PG-20258A, as reported): Markdown YAML front matter key
-`AIGC`; OOXML `docProps/custom.xml` property `name="AIGC"` (JSON in `vt:lpwstr`); PDF Info `/AIGC`.
+`AIGC`; OOXML `docProps/custom.xml` property `name="AIGC"` (JSON in `vt:lpwstr`); PDF Info `/AIGC`, and
+(where a format carries XMP) `TC260:AIGC` in the TC260 namespace, which aimark also writes into a PDF's XMP.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from lxml import etree
 
 from aimark.provenance.errors import ProvenanceError
 from aimark.provenance.pdf_limits import bounded_pdf
+from aimark.provenance.pdf_revisions import REVISION_KEY, incremental_writer, revision_marker
 from aimark.provenance.zip_limits import read_part, safe_zip
 
 FIELDS = ("Label", "ContentProducer", "ProduceID", "ReservedCode1", "ContentPropagator", "PropagateID", "ReservedCode2")
@@ -214,13 +216,44 @@ def write_markdown(data: bytes, label: AigcLabel) -> bytes:
     else:
         first_break = re.search(r"\r\n|\r|\n", text)
         newline = first_break.group(0) if first_break else "\n"
-    # Single-quoted YAML scalars need only `'` doubled; Annex E characters never need more.
-    block = newline.join(["AIGC:"] + [f"  {name}: '{value.replace(chr(39), chr(39) * 2)}'" for name, value in label.to_annex_e()["AIGC"].items()]) + newline
+    block = _markdown_block(label, newline, created=match is None)
     if match:
         insert_at = match.end("nl")
         return (text[:insert_at] + block + text[insert_at:]).encode("utf-8")
     bom = "\ufeff" if text.startswith("\ufeff") else ""
     return (bom + "---" + newline + block + "---" + newline + text[len(bom):]).encode("utf-8")
+
+
+# The YAML comment that opens the block aimark writes; "created" when aimark also wrote the front matter
+# around it, so that `remove_markdown` knows whether to take the `---` lines too.
+MARKDOWN_MARKER = "# aimark:aigc"
+
+
+def _markdown_block(label: AigcLabel, newline: str, *, created: bool) -> str:
+    # Single-quoted YAML scalars need only `'` doubled; Annex E characters never need more.
+    fields = [f"  {name}: '{value.replace(chr(39), chr(39) * 2)}'" for name, value in label.to_annex_e()["AIGC"].items()]
+    return newline.join([MARKDOWN_MARKER + (" created" if created else ""), "AIGC:", *fields]) + newline
+
+
+def remove_markdown(data: bytes) -> tuple[bytes, bool]:
+    """Undo `write_markdown` exactly: the block it wrote (and the front matter it created), byte for byte.
+
+    Only a block identical to what `write_markdown` writes for the label it holds is taken; anything else
+    (a label a person wrote, an edited block) stays, and the second value is False.
+    """
+    text = _markdown_text(data)
+    match = _FRONT_MATTER.match(text)
+    if not match or read_markdown(data) is None:
+        return data, False
+    label, newline, bom = read_markdown(data), match.group("nl"), match.group("bom")
+    opening = bom + "---" + newline
+    created = opening + _markdown_block(label, newline, created=True) + "---" + newline
+    if text.startswith(created):
+        return (bom + text[len(created):]).encode("utf-8"), True
+    block = _markdown_block(label, newline, created=False)
+    if text.startswith(opening + block):
+        return (opening + text[len(opening) + len(block):]).encode("utf-8"), True
+    return data, False
 
 
 # --- DOCX: docProps/custom.xml ---------------------------------------------------------------------
@@ -301,7 +334,18 @@ def write_docx(data: bytes, label: AigcLabel) -> bytes:
     return out.getvalue()
 
 
-# --- PDF: document Info dictionary ----------------------------------------------------------------
+# --- PDF: document Info dictionary and XMP -----------------------------------------------------------
+
+# TC260 practice guide (as reported, ../shared/specs/cn-gb45438.md): where a format carries XMP, the label is
+# `TC260:AIGC` in this namespace. A PDF gets it in both places, with the same value: Info `/AIGC` for readers
+# of the document information dictionary, XMP for XMP tools. Two copies of one value are one label (6.1 c);
+# two different values are two labels, and an error.
+XMP_NAMESPACE = "http://www.tc260.org.cn/ns/AIGC/1.0/"
+XMP_PREFIX = "TC260"
+_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+_X = "adobe:ns:meta/"
+MAX_XMP_BYTES = 1024 * 1024
+
 
 @contextmanager
 def _readable_pdf(data: bytes) -> Iterator[Any]:
@@ -316,27 +360,73 @@ def _readable_pdf(data: bytes) -> Iterator[Any]:
         raise AigcError("aimark.pdf.unreadable", f"PDF cannot be parsed ({type(err).__name__})") from err
 
 
+def _xmp_packet(reader: Any) -> bytes | None:
+    metadata = reader.trailer["/Root"].get("/Metadata")
+    if metadata is None:
+        return None
+    packet = metadata.get_object().get_data()
+    if len(packet) > MAX_XMP_BYTES:
+        raise AigcError("aigc.malformedXml", f"XMP metadata larger than {MAX_XMP_BYTES} bytes")
+    return packet
+
+
+def _xmp_values(packet: bytes) -> list[str]:
+    """Every `TC260:AIGC` value in an XMP packet, as element text or as an rdf:Description attribute."""
+    root = _parse_xml(packet.strip(b"\x00 \t\r\n"), "XMP metadata")
+    values = [element.text or "" for element in root.iter(f"{{{XMP_NAMESPACE}}}AIGC")]
+    values += [d.get(f"{{{XMP_NAMESPACE}}}AIGC") for d in root.iter(f"{{{_RDF}}}Description") if d.get(f"{{{XMP_NAMESPACE}}}AIGC") is not None]
+    return values
+
+
+def _with_xmp_label(packet: bytes | None, value: str) -> bytes:
+    """The packet with one more rdf:Description holding `TC260:AIGC` (a new packet when there is none)."""
+    if packet:
+        root = _parse_xml(packet.strip(b"\x00 \t\r\n"), "XMP metadata")
+        rdf = root if root.tag == f"{{{_RDF}}}RDF" else root.find(f".//{{{_RDF}}}RDF")
+        if rdf is None:
+            raise AigcError("aigc.malformedXml", "XMP metadata has no rdf:RDF element")
+    else:
+        root = etree.Element(f"{{{_X}}}xmpmeta", nsmap={"x": _X})
+        rdf = etree.SubElement(root, f"{{{_RDF}}}RDF", nsmap={"rdf": _RDF})
+    description = etree.SubElement(rdf, f"{{{_RDF}}}Description", {f"{{{_RDF}}}about": ""}, nsmap={XMP_PREFIX: XMP_NAMESPACE})
+    etree.SubElement(description, f"{{{XMP_NAMESPACE}}}AIGC").text = value
+    body = etree.tostring(root, encoding="UTF-8")
+    return b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n' + body + b'\n<?xpacket end="w"?>'
+
+
 def read_pdf(data: bytes) -> AigcLabel | None:
     with _readable_pdf(data) as reader:
         info = reader.metadata
         keys = [str(k) for k in info if "AIGC" in str(k)] if info else []
         raw = str(info[keys[0]]) if keys else None
-    if not keys:
+        packet = _xmp_packet(reader)
+    xmp = _xmp_values(packet) if packet else []
+    if len(xmp) > 1:
+        raise AigcError("aigc.multipleLabels", f"{len(xmp)} TC260:AIGC properties in the XMP metadata; only one is allowed")
+    if not keys and not xmp:
         return None
     _only_one(keys)
-    return parse_value(raw)
+    if keys and xmp and parse_value(raw) != parse_value(xmp[0]):
+        raise AigcError("aigc.multipleLabels", "Info /AIGC and XMP TC260:AIGC hold different labels; only one is allowed")
+    return parse_value(raw if keys else xmp[0])
 
 
 def write_pdf(data: bytes, label: AigcLabel) -> bytes:
-    """Set Info `/AIGC` as an incremental update: the original bytes stay as they are, one revision follows."""
-    import pypdf
+    """Set Info `/AIGC` and XMP `TC260:AIGC` as one incremental update: the original bytes stay as they are."""
+    from pypdf.generic import NameObject, StreamObject
 
     if read_pdf(data) is not None:
         raise AigcError("aigc.multipleLabels", "PDF already carries an AIGC label")
     out = io.BytesIO()
     with _readable_pdf(data) as reader:
-        writer = pypdf.PdfWriter(reader, incremental=True)
-        writer.add_metadata({"/AIGC": label.to_json()})
+        packet = _with_xmp_label(_xmp_packet(reader), label.to_json())
+        writer = incremental_writer(reader)
+        writer.add_metadata({"/AIGC": label.to_json(), REVISION_KEY: revision_marker(data)})
+        stream = StreamObject()
+        stream.set_data(packet)
+        stream[NameObject("/Type")] = NameObject("/Metadata")
+        stream[NameObject("/Subtype")] = NameObject("/XML")
+        writer._root_object[NameObject("/Metadata")] = writer._add_object(stream)
         writer.write(out)
     return out.getvalue()
 

@@ -16,6 +16,9 @@ import aimark
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 GENERATION_ASSERTION = "org.aimark.generation"
+# How the persons exposed reach the provider's detection tool (EU Code of Practice on marking, as the
+# issue paraphrases it; the AI Act guidelines paras 75-76 ask that detection be available to them).
+DETECTION_ASSERTION = "org.aimark.detection"
 
 
 def new_content_id() -> str:
@@ -32,6 +35,7 @@ class GenerationInfo:
     watermark_key_id: str | None = None
     content_id: str = field(default_factory=new_content_id)
     title: str | None = None
+    detection_endpoint: str | None = None  # URL of the provider's verification interface; never fetched by aimark
     generator_name: str = "aimark"
     generator_version: str = aimark.__version__
 
@@ -46,14 +50,18 @@ class GenerationInfo:
             "watermark_scheme": self.watermark_scheme,
             "watermark_key_id": self.watermark_key_id,
         }
+        assertions: list[dict[str, Any]] = [
+            {"label": "c2pa.actions", "data": {"actions": [created]}},
+            {"label": GENERATION_ASSERTION, "data": {k: v for k, v in generation.items() if v is not None}},
+        ]
+        if self.detection_endpoint:
+            assertions.append({"label": DETECTION_ASSERTION, "data": {"endpoint": self.detection_endpoint,
+                                                                       "content_id": self.content_id}})
         return {
             "claim_generator_info": [{"name": self.generator_name, "version": self.generator_version}],
             "title": self.title or self.content_id,
             "format": media_type,
-            "assertions": [
-                {"label": "c2pa.actions", "data": {"actions": [created]}},
-                {"label": GENERATION_ASSERTION, "data": {k: v for k, v in generation.items() if v is not None}},
-            ],
+            "assertions": assertions,
         }
 
 
@@ -68,6 +76,7 @@ def summarise_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
         "digital_source_type": None,
         "created": False,
         "generation": {},
+        "detection_endpoint": None,
     }
     for assertion in manifest.get("assertions", []):
         label, data = assertion.get("label", ""), assertion.get("data") or {}
@@ -78,4 +87,6 @@ def summarise_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
                 summary["digital_source_type"] = actions[0].get("digitalSourceType")
         elif label == GENERATION_ASSERTION and isinstance(data, dict):
             summary["generation"] = data
+        elif label == DETECTION_ASSERTION and isinstance(data, dict) and isinstance(data.get("endpoint"), str):
+            summary["detection_endpoint"] = data["endpoint"][:2048]
     return summary

@@ -35,6 +35,7 @@ class ServiceConfig:
     labels: tuple[str, ...] = ("notice",)  # any of LABEL_LAYERS
     credentials: SigningCredentials | None = field(default=None, repr=False)
     trust_anchors: bytes | None = None  # PEM roots a C2PA signer must chain to, for verification
+    detection_endpoint: str | None = None  # the provider's verification URL, written into each C2PA manifest
     db_url: str | None = None  # None: AIMARK_DB_URL, else SQLite in aimark's data directory
     retention_days: int = DEFAULT_RETENTION_DAYS  # at least MIN_RETENTION_DAYS (the registry refuses less)
     purge_interval_s: float = PURGE_INTERVAL_S  # the service purges expired records on start and this often

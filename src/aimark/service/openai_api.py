@@ -168,6 +168,7 @@ def _extension(runtime: ServiceRuntime, content_ids: list[str], body: _SamplingF
                  "scheme": runtime.key.scheme, "profile": runtime.config.profile, "labels": list(runtime.config.labels)}
     if (language := body.code_language()) is not None:
         extension["language"] = language  # what /v1/detect (or `aimark detect --language`) should gate with
+    extension["display_notice"] = runtime.display_notice()
     return extension
 
 

@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aimark.engines.generation import DEFAULT_REPETITION_PENALTY
 from aimark.keys import Keyring, WatermarkKey, generate_key, load_key, save_key
-from aimark.labels import add_label_text, file_kind_for
+from aimark.labels import ADVANCE_NOTICE_TEXT, add_label_text, file_kind_for, notice_text
 from aimark.provenance import GenerationInfo, new_content_id, sign_content
 from aimark.registry import IssuedRecord, Registry
 from aimark.service.config import ServiceConfig
@@ -132,6 +133,15 @@ class ServiceRuntime:
 
     # --- labelling --------------------------------------------------------------------------------
 
+    def display_notice(self) -> dict[str, Any]:
+        """What a chat interface shows next to each response (MSIT transparency guideline: inside the service a
+        notice in the interface suffices), with the advance notice (AI Basic Act Art. 31(1)) for the first turn.
+        `in_output` says whether the text itself also starts with the notice, as output that leaves the
+        service (download, share, export) must."""
+        profile, language = self.config.profile, self.config.language
+        return {"text": notice_text(profile, language), "advance": ADVANCE_NOTICE_TEXT[language], "profile": profile,
+                "lang": language, "in_output": "notice" in self.config.labels}
+
     def notice_prefix(self) -> str:
         """The notice line that starts every output (empty when notices are off)."""
         if "notice" not in self.config.labels:
@@ -143,7 +153,8 @@ class ServiceRuntime:
         if "c2pa" not in self.config.labels:
             return ""
         info = GenerationInfo(model_name=self.loaded.name, watermark_scheme=self.key.scheme,
-                              watermark_key_id=self.key.key_id, content_id=content_id)
+                              watermark_key_id=self.key.key_id, content_id=content_id,
+                              detection_endpoint=self.config.detection_endpoint)
         body = labelled.encode("utf-8")
         signed = sign_content(body, _OUTPUT_FILENAME, self.config.credentials, info)
         if not signed.startswith(body):  # the A.8 carrier only ever appends; anything else would garble a stream

@@ -262,7 +262,36 @@ def _produce_id_matches(evidence: Evidence, profile: Profile) -> tuple[str, str]
     return VIOLATED, f"ProduceID {evidence.aigc.produce_id} differs from the C2PA content id {content_id}"
 
 
+def _in_service_display(evidence: Evidence, profile: Profile) -> tuple[str, str]:
+    return NOT_APPLICABLE, ("a file is output that left the service: its own notice is what counts (kr.output-notice); "
+                            "in the service, aimark serve returns the notice to display with every response")
+
+
+def _manifest_facts(evidence: Evidence) -> dict[str, Any] | None:
+    report = evidence.c2pa
+    return report.manifest if report is not None and report.valid else None
+
+
+def _content_identifier(evidence: Evidence, profile: Profile) -> tuple[str, str]:
+    manifest = _manifest_facts(evidence)
+    content_id = ((manifest or {}).get("generation") or {}).get("content_id")
+    if not content_id:
+        return MISSING, "no valid C2PA manifest with a content id"
+    shared = evidence.aigc is not None and evidence.aigc.produce_id == content_id
+    return SATISFIED, f"content id {content_id}" + (" (also the AIGC ProduceID)" if shared else "")
+
+
+def _detection_endpoint(evidence: Evidence, profile: Profile) -> tuple[str, str]:
+    endpoint = (_manifest_facts(evidence) or {}).get("detection_endpoint")
+    if not endpoint:
+        return MISSING, "no detection endpoint in a valid C2PA manifest (set provider.detection_endpoint in aimark.toml)"
+    return SATISFIED, f"detection endpoint {endpoint} (reported, not fetched)"
+
+
 CHECKS: dict[str, Callable[[Evidence, Profile], tuple[str, str]]] = {
+    "in_service_display": _in_service_display,
+    "content_identifier": _content_identifier,
+    "detection_endpoint": _detection_endpoint,
     "notice_present": _notice_present,
     "c2pa_valid": _c2pa_valid,
     "c2pa_intact": _c2pa_intact,
