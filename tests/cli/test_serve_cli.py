@@ -56,10 +56,10 @@ def test_serve_generates_labelled_registered_output_and_keeps_secrets_out_of_its
     text = response.json()["choices"][0]["message"]["content"]
     assert text.startswith("이 콘텐츠는 생성형 인공지능으로 생성되었습니다.")  # profile kr, Korean
     assert "\ufeff" not in text  # no --cert: notice only, no C2PA wrapper
-    assert httpx.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}).status_code == 401
-    page = httpx.get(f"{url}/")
+    assert httpx.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}, timeout=60).status_code == 401
+    page = httpx.get(f"{url}/", timeout=60)
     assert page.status_code == 200 and "server" not in page.headers
-    report = httpx.post(f"{url}/v1/verify", json={"text": text}).json()
+    report = httpx.post(f"{url}/v1/verify", json={"text": text}, timeout=60).json()
     assert report["layers"]["registry"]["matches"][0]["content_id"] == response.json()["aimark"]["content_id"]
     assert [p["profile"] for p in report["profiles"]] == ["kr"]
 
