@@ -158,3 +158,17 @@ def generate_calls(monkeypatch):
 
     monkeypatch.setattr(aimark.engines, "generate", recording)
     return calls
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (the system's, from scripts/ci_services.sh), for the page and report tests."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.services import chromium_path
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        yield launched
+        launched.close()

@@ -12,22 +12,9 @@ import httpx
 import pytest
 
 from tests.service.conftest import API_KEY
-from tests.services import chromium_path
-
 ARTIFACTS = Path(os.environ.get("AIMARK_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 HUMAN = ("The committee met on Tuesday to review the budget for next year. Members agreed to postpone the vote "
          "until the auditors deliver their report, which is expected before the end of the month.")
-
-
-@pytest.fixture
-def browser():
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from aimark.cli import app
@@ -52,19 +51,6 @@ def test_verify_writes_the_report_next_to_its_usual_output(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "kr.output-notice" in page and "verdict: satisfied" in page
-
-
-@pytest.fixture
-def browser():
-    from tests.services import chromium_path
-
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
-        yield launched
-        launched.close()
 
 
 def test_the_report_opens_offline_in_chromium_and_runs_nothing(browser, tmp_path) -> None:
