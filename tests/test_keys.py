@@ -97,3 +97,56 @@ def test_keyring_loads_lists_and_rejects_duplicates(tmp_path):
     assert [k.key_id for k in ring] == [a.key_id, b.key_id]
     with pytest.raises(KeyFileError, match="twice"):
         Keyring.load([path_a, path_a])
+
+
+# -- vLLM's --watermark-config as a key file --------------------------------------------------------
+
+
+def test_vllm_watermark_config_is_a_key_file_and_round_trips(tmp_path):
+    path = tmp_path / "vllm.json"
+    path.write_text(json.dumps({"algorithm": "dual_key_gumbel", "key": 2**64 - 1, "alpha": 0.3, "deduplicate_contexts": "all"}))
+    key = load_key(path)
+    assert key.scheme == "gumbel" and key.mode == "vllm" and key.key_id.startswith("gumbel-")
+    assert key.params["context_width"] == 4 and key.params["deduplicate_contexts_max_history"] == 8192
+    # The vLLM key is the secret: never in repr or the public view.
+    assert str(2**64 - 1) not in repr(key) and "key" not in key.public_dict()["params"]
+    saved = load_key(save_key(key, tmp_path / "aimark.json"))
+    assert saved.key_id == key.key_id and dict(saved.params) == dict(key.params)
+    # The key id names key and algorithm: the same integer with the other algorithm is another key.
+    assert key_from_dict({"algorithm": "gumbel", "key": 2**64 - 1}).key_id != key.key_id
+    assert key_from_dict({"key": 42}).params["algorithm"] == "gumbel"
+
+
+def test_keyring_holds_vllm_configs_next_to_aimark_keys(tmp_path):
+    ring = tmp_path / "ring.json"
+    ring.write_text(json.dumps([{"algorithm": "gumbel", "key": 1}, {"algorithm": "dual_key_gumbel", "key": 1}]))
+    own = save_key(generate_key("kgw"), tmp_path / "kgw.json")
+    keyring = Keyring.load([ring, own])
+    assert [k.mode for k in keyring] == ["vllm", "vllm", "keyed"]
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"algorithm": "gumbel"}, "missing field"),
+        ({"key": -1}, "'key' must be an integer"),
+        ({"key": 2**64}, "'key' must be an integer"),
+        ({"key": True}, "'key' must be an integer"),
+        ({"key": "42"}, "'key' must be an integer"),
+        ({"key": 1, "algorithm": "sbw"}, "'algorithm' must be one of gumbel, dual_key_gumbel"),
+        ({"key": 1, "alpha": 1.5}, "'alpha' must be a number"),
+        ({"key": 1, "alpha": float("nan")}, "'alpha' must be a number"),
+        ({"key": 1, "context_width": 0}, "'context_width' must be an integer >= 1"),
+        ({"key": 1, "deduplicate_contexts": "turn"}, "'deduplicate_contexts' must be one of"),
+        ({"key": 1, "deduplicate_contexts_max_history": 0}, "'deduplicate_contexts_max_history'"),
+        ({"key": 1, "prf": "hmac_sha256"}, "'prf' must be 'philox'"),
+        ({"key": 1, "watermark": True}, "unknown field(s) watermark"),
+    ],
+)
+def test_malformed_vllm_configs_are_clear_errors_without_the_key(tmp_path, document, message):
+    path = tmp_path / "vllm.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(KeyFileError) as info:
+        load_key(path)
+    assert message in str(info.value) and str(path) in str(info.value)
+    assert "2147483647" not in str(info.value)

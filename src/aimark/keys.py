@@ -7,7 +7,8 @@ token ids: scoring text with another tokenizer silently yields noise.
 Secrets never leave this module in readable form: ``repr``, errors and
 ``public_dict`` show the key id only. transformers' own watermarking config
 dicts (``SynthIDTextWatermarkingConfig``, ``WatermarkingConfig``) are accepted
-as key files, so text watermarked by transformers can be detected by aimark.
+as key files, so text watermarked by transformers can be detected by aimark, and
+so is vLLM's ``--watermark-config`` JSON (``gumbel``, ``dual_key_gumbel``).
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class WatermarkKey:
     def mode(self) -> str:
         return str(self.params.get("mode", "keyed"))
 
+    def __repr__(self) -> str:
+        # The dataclass repr would print params, and an engine's or transformers' key is a param.
+        public = {k: v for k, v in self.params.items() if k not in _SECRET_PARAMS}
+        return f"WatermarkKey(key_id={self.key_id!r}, scheme={self.scheme!r}, params={public!r}, model={self.model!r})"
+
     def public_dict(self) -> dict[str, Any]:
         """Everything about the key except the secret (safe to print or log)."""
         public_params = {k: v for k, v in self.params.items() if k not in _SECRET_PARAMS}
@@ -101,8 +107,22 @@ class WatermarkKey:
         )
 
 
-# Parameters of transformers-compatible keys that are themselves the secret.
-_SECRET_PARAMS = frozenset({"keys", "hashing_key"})
+# Parameters of transformers- and vLLM-compatible keys that are themselves the secret.
+_SECRET_PARAMS = frozenset({"keys", "hashing_key", "key"})
+
+# vLLM 0.32's WatermarkConfig (vllm/config/watermarking.py): its fields and their defaults.
+VLLM_ALGORITHMS = ("gumbel", "dual_key_gumbel")
+VLLM_CONFIG_DEFAULTS: dict[str, Any] = {
+    "algorithm": "gumbel",
+    "alpha": 0.1,
+    "context_width": 4,
+    "deduplicate_contexts": "single_turn",
+    "deduplicate_contexts_max_history": 8192,
+    "prf": "philox",
+    "allow_target_only_watermarking": False,
+}
+_VLLM_FIELDS = frozenset(VLLM_CONFIG_DEFAULTS) | {"key"}
+_VLLM_DEDUP_SCOPES = ("none", "single_turn", "all")
 
 
 def _key_id_for(secret: bytes, scheme: str) -> str:
@@ -178,7 +198,9 @@ def key_from_dict(document: Mapping[str, Any]) -> WatermarkKey:
         return _synthid_config_key(document)
     if "greenlist_ratio" in document or "hashing_key" in document or "seeding_scheme" in document:
         return _kgw_config_key(document)
-    raise KeyFileError("not a key file: neither an aimark key nor a transformers watermarking config")
+    if "key" in document or "algorithm" in document:
+        return vllm_config_key(document)
+    raise KeyFileError("not a key file: neither an aimark key, a transformers watermarking config nor a vLLM watermark config")
 
 
 def _aimark_key_from_dict(document: Mapping[str, Any]) -> WatermarkKey:
@@ -198,7 +220,8 @@ def _aimark_key_from_dict(document: Mapping[str, Any]) -> WatermarkKey:
     expected_id = _key_id_for(secret, scheme)
     if document.get("key_id") != expected_id:
         raise KeyFileError("key id does not match the secret: the key file is corrupt or was edited")
-    merged = {**DEFAULT_PARAMS[scheme], **params}
+    # An engine's config (mode "vllm") is complete as written: aimark's own defaults are not its fields.
+    merged = dict(params) if params.get("mode") == "vllm" else {**DEFAULT_PARAMS[scheme], **params}
     _validate_params(scheme, merged)
     binding = document.get("tokenizer")
     tokenizer = None
@@ -214,6 +237,9 @@ def _validate_params(scheme: str, params: Mapping[str, Any]) -> None:
     def bad(name: str, why: str) -> KeyFileError:
         return KeyFileError(f"invalid {scheme} parameter {name!r}: {why}")
 
+    if scheme == "gumbel" and params.get("mode") == "vllm":
+        _validate_vllm_config({k: v for k, v in params.items() if k != "mode"}, require_all=True)
+        return
     if params.get("mode") not in ("keyed", "transformers"):
         raise bad("mode", "expected 'keyed' or 'transformers'")
     if scheme == "synthid":
@@ -265,6 +291,54 @@ def _kgw_config_key(document: Mapping[str, Any]) -> WatermarkKey:
     _validate_params("kgw", params)
     secret = json.dumps({"hashing_key": params["hashing_key"]}).encode()
     return WatermarkKey(_key_id_for(secret, "kgw"), "kgw", params, secret)
+
+
+def _validate_vllm_config(document: Mapping[str, Any], *, require_all: bool = False) -> None:
+    """Check a vLLM watermark config as vLLM's own WatermarkConfig would (messages never show the key)."""
+
+    def bad(name: str, why: str) -> KeyFileError:
+        return KeyFileError(f"vLLM watermark config: {name!r} {why}")
+
+    unknown = set(document) - _VLLM_FIELDS
+    if unknown:
+        raise KeyFileError(
+            f"vLLM watermark config: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"expected {', '.join(sorted(_VLLM_FIELDS))}"
+        )
+    missing = (_VLLM_FIELDS if require_all else {"key"}) - set(document)
+    if missing:
+        raise KeyFileError(f"vLLM watermark config: missing field(s) {', '.join(sorted(missing))}")
+    key = document["key"]
+    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key <= 2**64 - 1:
+        raise bad("key", "must be an integer in 0..2**64-1 (Philox keys fit in 64 bits)")
+    algorithm = document.get("algorithm", "gumbel")
+    if algorithm not in VLLM_ALGORITHMS:
+        raise bad("algorithm", f"must be one of {', '.join(VLLM_ALGORITHMS)} (vLLM 0.32's algorithms aimark reads), not {algorithm!r}")
+    alpha = document.get("alpha", 0.1)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+        raise bad("alpha", "must be a number in [0, 1]")
+    width = document.get("context_width", 4)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise bad("context_width", "must be an integer >= 1")
+    if document.get("deduplicate_contexts", "single_turn") not in _VLLM_DEDUP_SCOPES:
+        raise bad("deduplicate_contexts", f"must be one of {', '.join(_VLLM_DEDUP_SCOPES)}")
+    history = document.get("deduplicate_contexts_max_history", 8192)
+    if history is not None and (isinstance(history, bool) or not isinstance(history, int) or history < 1):
+        raise bad("deduplicate_contexts_max_history", "must be an integer >= 1 or null")
+    if document.get("prf", "philox") != "philox":
+        raise bad("prf", "must be 'philox' (the PRF vLLM 0.32 ships)")
+    if not isinstance(document.get("allow_target_only_watermarking", False), bool):
+        raise bad("allow_target_only_watermarking", "must be true or false")
+
+
+def vllm_config_key(document: Mapping[str, Any]) -> WatermarkKey:
+    """A detection key from vLLM's ``--watermark-config`` JSON (``{"algorithm": "gumbel", "key": 42}``)."""
+    _validate_vllm_config(document)
+    params: dict[str, Any] = {"mode": "vllm", **VLLM_CONFIG_DEFAULTS, **document}
+    params["alpha"] = float(params["alpha"])
+    # The key id names the secret the tokens depend on: the key and, through the derived keys, the algorithm.
+    secret = json.dumps({"engine": "vllm", "algorithm": params["algorithm"], "key": params["key"]}).encode()
+    return WatermarkKey(_key_id_for(secret, "gumbel"), "gumbel", params, secret)
 
 
 class Keyring:

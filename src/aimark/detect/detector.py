@@ -8,6 +8,7 @@ exact tail of the total under the scheme's null -> Bonferroni over the keyring.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
@@ -320,7 +321,11 @@ class Detector:
         ``scheme.null`` on unwatermarked text: any subset of them (a window)
         has an exact null too.
         """
-        scored = scheme.score(ids)
+        if scheme.pads_context:  # an engine's scheme: contexts start with the generated text, the prompt is not one
+            generated = scheme.score(ids[scored_from:], prompt_ids=ids[:scored_from])
+            scored = dataclasses.replace(generated, positions=generated.positions + scored_from)
+        else:
+            scored = scheme.score(ids)
         keep = scored.positions >= scored_from
         if len(self._special_ids):
             keep &= ~np.isin(ids[scored.positions], self._special_ids)

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import special
 from scipy.special import _ufuncs
 
-from aimark.schemes.base import BinomialNull, GammaNull, Null
+from aimark.schemes.base import BinomialNull, GammaNull, Null, WeightedExpNull
 
 
 def log_p_value(null: Null, total: float, units: int) -> float:
@@ -40,6 +40,11 @@ def log_p_values(null: Null, totals: np.ndarray, units: np.ndarray) -> np.ndarra
     elif isinstance(null, GammaNull):
         live = (units > 0) & (totals > 0)
         out[live] = _gamma_log_sf(totals[live], units[live])
+    elif isinstance(null, WeightedExpNull):
+        for index in np.flatnonzero(units > 0):
+            out.flat[index] = log_tail_weighted_exp(
+                totals.flat[index] - units.flat[index] * null.shift_per_unit, int(units.flat[index]), null.weights
+            )
     else:
         raise TypeError(f"unknown null distribution {null!r}")
     return np.minimum(out, 0.0)
@@ -71,3 +76,87 @@ def keyring_corrected(log_p_values: list[float]) -> tuple[int, float]:
     """
     best = int(np.argmin(log_p_values))
     return best, min(0.0, log_p_values[best] + math.log(len(log_p_values)))
+
+
+# Below this, gammaincc has lost its relative precision (or underflowed): use the continued fraction.
+_SMALL_TAIL = 1e-280
+
+
+def log_upper_gamma(shape: np.ndarray, x: float) -> np.ndarray:
+    """log Q(shape, x), the regularised upper incomplete gamma function, without underflow.
+
+    Where Q is representable, ``log(gammaincc)``; in the far tail (x well above the shape) the
+    Legendre continued fraction for Gamma(a, x) in log space (modified Lentz, as in Numerical
+    Recipes' ``gcf``), which converges in a few terms there.
+    """
+    shape = np.asarray(shape, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        out = np.log(special.gammaincc(shape, x))
+    far = ~(out > math.log(_SMALL_TAIL))
+    if far.any() and x > 0:
+        a = shape[far]
+        tiny = 1e-300
+        b = x + 1.0 - a
+        c = np.full_like(a, 1.0 / tiny)
+        d = 1.0 / b
+        h = d.copy()
+        for i in range(1, 400):
+            an = -i * (i - a)
+            b = b + 2.0
+            d = an * d + b
+            d = np.where(np.abs(d) < tiny, tiny, d)
+            c = b + an / c
+            c = np.where(np.abs(c) < tiny, tiny, c)
+            d = 1.0 / d
+            step = d * c
+            h = h * step
+            if np.all(np.abs(step - 1.0) < 1e-15):
+                break
+        out[far] = -x + a * math.log(x) - special.gammaln(a) + np.log(h)
+    return out
+
+
+def log_tail_weighted_exp(total: float, units: int, weights: tuple[float, ...]) -> float:
+    """Exact log P(T >= total) for T = sum over ``units`` units of sum_i weights[i] * E_i, E_i iid Exp(1).
+
+    One distinct weight w (k copies): T / w is Gamma(k n, 1). Two distinct weights a > b: T = a G_a + b G_b
+    with G_a, G_b iid Gamma(n, 1); a G_a, the wider one, is a negative-binomial mixture of Gamma variables
+    of the narrower scale (its Laplace transform (1 + a s)^-n = sum_k NB(k; n, p) (1 + b s)^-(n+k) with
+    p = b / a), so T / b is Gamma(2n + K, 1) with K ~ NegBin(n, p) failures, and
+
+        P(T >= t) = sum_k NB(k; n, p) Q(2n + k, t / b),
+
+    a series of positive terms (no cancellation, unlike the partial-fraction form), summed in log space.
+    The terms past K are below the negative binomial's tail, bounded by a geometric series (its pmf ratio
+    (n + k)(1 - p) / (k + 1) falls with k), and K grows until that bound is under e^-40 of the sum; the bound
+    is added, so the result never understates the tail.
+    """
+    if units <= 0 or total <= 0:
+        return 0.0
+    positive = [float(w) for w in weights if w > 0]
+    distinct = sorted(set(positive), reverse=True)
+    if len(distinct) == 1:
+        scale = distinct[0]
+        return min(0.0, float(log_upper_gamma(np.asarray([units * len(positive)], np.float64), total / scale)[0]))
+    if len(distinct) != 2 or len(positive) != 2:
+        raise ValueError("the exact tail is implemented for one weight or two distinct weights")
+    wide, narrow = distinct
+    p = narrow / wide
+    x = total / narrow
+    n = float(units)
+    mean = n * (1 - p) / p
+    spread = math.sqrt(n * (1 - p)) / p
+    limit = int(mean + 12 * spread + 64)
+    log_p, log_q = math.log(p), math.log1p(-p)
+    while True:
+        k = np.arange(limit + 1, dtype=np.float64)
+        log_pmf = special.gammaln(n + k) - special.gammaln(k + 1) - special.gammaln(n) + n * log_p + k * log_q
+        log_sum = float(special.logsumexp(log_pmf + log_upper_gamma(2 * n + k, x)))
+        nxt = limit + 1.0
+        ratio = (n + nxt) * (1 - p) / (nxt + 1)
+        if ratio < 1:
+            log_next = float(special.gammaln(n + nxt) - special.gammaln(nxt + 1) - special.gammaln(n) + n * log_p + nxt * log_q)
+            log_remainder = log_next - math.log1p(-ratio)
+            if log_remainder < log_sum - 40:
+                return min(0.0, float(np.logaddexp(log_sum, log_remainder)))
+        limit *= 2

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 from aimark.keys import WatermarkKey
-from aimark.schemes.base import BinomialNull, GammaNull, PositionScores, WatermarkScheme
+from aimark.schemes.base import BinomialNull, GammaNull, PositionScores, WatermarkScheme, WeightedExpNull
 from aimark.schemes.gumbel import GumbelScheme
 from aimark.schemes.kgw import KGWScheme
 from aimark.schemes.synthid import SynthIDScheme
+from aimark.schemes.vllm import VLLMGumbelScheme
 
 
 def scheme_for_key(key: WatermarkKey, *, vocab_size: int | None = None) -> WatermarkScheme:
@@ -20,7 +21,7 @@ def scheme_for_key(key: WatermarkKey, *, vocab_size: int | None = None) -> Water
     if key.scheme == "kgw":
         return KGWScheme(key, vocab_size=vocab_size)
     if key.scheme == "gumbel":
-        return GumbelScheme(key)
+        return VLLMGumbelScheme(key) if key.mode == "vllm" else GumbelScheme(key)
     raise ValueError(f"unknown scheme {key.scheme!r}")
 
 
@@ -31,6 +32,8 @@ __all__ = [
     "KGWScheme",
     "PositionScores",
     "SynthIDScheme",
+    "VLLMGumbelScheme",
     "WatermarkScheme",
+    "WeightedExpNull",
     "scheme_for_key",
 ]

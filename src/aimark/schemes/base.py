@@ -36,7 +36,20 @@ class GammaNull:
     """Total = sum of independent Exp(1) variables, one per unit: Gamma(n, 1)."""
 
 
-Null = BinomialNull | GammaNull
+@dataclass(frozen=True)
+class WeightedExpNull:
+    """Total = sum over units of ``sum_i weights[i] * E_i`` with independent Exp(1) variables ``E_i``.
+
+    vLLM's ``gumbel`` (one weight, 1) and ``dual_key_gumbel`` (weights ``1 - alpha``, ``alpha``) scores.
+    Each score is the float32-discretised version of an Exp(1) variable, stochastically below Exp(1) plus
+    ``shift_per_unit``; the p-value subtracts ``units * shift_per_unit`` from the total so it stays valid.
+    """
+
+    weights: tuple[float, ...]
+    shift_per_unit: float = 0.0
+
+
+Null = BinomialNull | GammaNull | WeightedExpNull
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,9 @@ class WatermarkScheme(ABC):
     #: (and detection masks it), to avoid repeating the same biased choice.
     masks_repeated_contexts: bool = False
     context_history_size: int = 1024
+    #: Whether a position's context is only the generated text before it (``-1`` before its start, the
+    #: prompt never part of it: vLLM's contexts), so every position of the text is scored.
+    pads_context: bool = False
 
     def __init__(self, key: WatermarkKey):
         if key.scheme != self.name:
