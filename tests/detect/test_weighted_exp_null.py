@@ -106,3 +106,16 @@ def test_log_p_value_subtracts_the_discretisation_shift():
     null = WeightedExpNull((0.7, 0.3), shift_per_unit=1e-3)
     assert log_p_value(null, 60.0, 40) == pytest.approx(log_tail_weighted_exp(60.0 - 0.04, 40, (0.7, 0.3)), rel=1e-12)
     assert log_p_value(null, 0.0, 40) == 0.0 and log_p_value(null, 10.0, 0) == 0.0
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.3, 0.45])
+@pytest.mark.parametrize("multiple", [0.5, 1.0, 2.0, 4.0])
+def test_windowed_series_equals_the_whole_series(alpha, multiple):
+    """The sum over the window around the mode (plus its bounds) is the sum over every term that matters."""
+    units = 50
+    a, b = 1 - alpha, alpha
+    p, x, n = min(a, b) / max(a, b), units * multiple / min(a, b), float(units)
+    k = np.arange(200_000, dtype=np.float64)  # far past where the negative binomial's pmf underflows
+    log_pmf = special.gammaln(n + k) - special.gammaln(k + 1) - special.gammaln(n) + n * math.log(p) + k * math.log1p(-p)
+    whole = float(special.logsumexp(log_pmf + log_upper_gamma(2 * n + k, x)))
+    assert log_tail_weighted_exp(units * multiple, units, (a, b)) == pytest.approx(whole, rel=1e-12, abs=1e-13)

@@ -144,14 +144,35 @@ def log_tail_weighted_exp(total: float, units: int, weights: tuple[float, ...]) 
     p = narrow / wide
     x = total / narrow
     n = float(units)
-    mean = n * (1 - p) / p
-    spread = math.sqrt(n * (1 - p)) / p
-    limit = int(mean + 12 * spread + 64)
     log_p, log_q = math.log(p), math.log1p(-p)
-    while True:
-        k = np.arange(limit + 1, dtype=np.float64)
+
+    def log_terms(k: np.ndarray) -> np.ndarray:
         log_pmf = special.gammaln(n + k) - special.gammaln(k + 1) - special.gammaln(n) + n * log_p + k * log_q
-        log_sum = float(special.logsumexp(log_pmf + log_upper_gamma(2 * n + k, x)))
+        return log_pmf + log_upper_gamma(2 * n + k, x)
+
+    # Past `limit` every term is below the negative binomial's pmf, whose ratio (n + k)(1 - p) / (k + 1) falls
+    # with k: a geometric bound on what is left out. Grow `limit` until that bound is negligible.
+    limit = int(n * (1 - p) / p + 12 * math.sqrt(n * (1 - p)) / p + 64)
+    while True:
+        # log NB(k) and log Q(2n + k, x) are concave in k (log-concave pmf; the CDF of a log-concave pmf), so
+        # the terms are unimodal: find the mode on a coarse grid, sum exactly where a term is within e^-50 of
+        # the largest, and bound each side beyond by the geometric series of its boundary ratio.
+        grid = np.unique(np.linspace(0, limit, min(limit + 1, 4096)).astype(np.int64)).astype(np.float64)
+        grid_terms = log_terms(grid)
+        peak = float(grid_terms.max())
+        above = np.flatnonzero(grid_terms > peak - 50)
+        lo = int(grid[above[0] - 1]) if above[0] > 0 else 0
+        hi = int(grid[above[-1] + 1]) if above[-1] + 1 < len(grid) else limit
+        window = np.arange(lo, hi + 1, dtype=np.float64)
+        terms = log_terms(window)
+        pieces = [float(special.logsumexp(terms))]
+        if lo > 0:  # terms left of lo shrink at least by the ratio e^-(f(lo+1) - f(lo)) per step
+            rise = float(terms[1] - terms[0]) if len(terms) > 1 else 0.0
+            pieces.append(float(terms[0]) + (-rise - math.log(-math.expm1(-rise)) if rise > 0 else math.log(lo)))
+        if hi < limit:
+            fall = float(terms[-2] - terms[-1]) if len(terms) > 1 else 0.0
+            pieces.append(float(terms[-1]) + (-fall - math.log(-math.expm1(-fall)) if fall > 0 else math.log(limit - hi)))
+        log_sum = float(special.logsumexp(pieces))
         nxt = limit + 1.0
         ratio = (n + nxt) * (1 - p) / (nxt + 1)
         if ratio < 1:
