@@ -93,25 +93,31 @@ class VLLMGumbelScheme(WatermarkScheme):
         )
 
     # -- detection ------------------------------------------------------------
-    def score(self, token_ids: np.ndarray, *, prompt_ids: np.ndarray | None = None) -> PositionScores:
-        """Values for the generated ``token_ids`` (every position; contexts padded with -1, as vLLM's).
-
-        With ``deduplicate_contexts="all"`` the first ``context_width`` positions (sampled without the
-        watermark) are left out, and so, when ``prompt_ids`` are given, are contexts that occur in the prompt.
-        """
+    def _scored_positions(self, token_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(contexts, positions, tokens) for the generated ``token_ids``: every position, contexts padded with -1
+        as vLLM's; with ``deduplicate_contexts="all"`` the first ``context_width`` positions (sampled without the
+        watermark) are left out."""
         ids = np.asarray(token_ids, dtype=np.int64)
         contexts = padded_contexts(ids, self.context_width)
         positions = np.arange(len(ids))
         if self.deduplicate_contexts == "all":
-            keep = positions >= self.context_width
-            if prompt_ids is not None and len(prompt_ids):
-                prompt_windows = padded_contexts(np.asarray(prompt_ids, dtype=np.int64), self.context_width)
-                keep &= ~np.isin(self.context_keys(contexts), self.context_keys(prompt_windows))
-            contexts, positions = contexts[keep], positions[keep]
-        tokens = ids[positions]
-        context_ids = self.context_keys(contexts)
-        values = self.weighted(self.key_scores(contexts, tokens))
+            contexts, positions = contexts[self.context_width :], positions[self.context_width :]
+        return contexts, positions, ids[positions]
+
+    def score_windows(self, windows: np.ndarray, positions: np.ndarray, tokens: np.ndarray) -> PositionScores:
+        context_ids = self.context_keys(windows)
+        values = self.weighted(self.key_scores(windows, tokens))
         return PositionScores(positions, unit_ids(context_ids, tokens), context_ids, values)
+
+    def score(self, token_ids: np.ndarray, *, prompt_ids: np.ndarray | None = None) -> PositionScores:
+        """Values for the generated ``token_ids``; with ``deduplicate_contexts="all"`` and ``prompt_ids`` given,
+        contexts that occur in the prompt are left out too (vLLM samples them without the watermark)."""
+        scored = self.score_windows(*self._scored_positions(token_ids))
+        if self.deduplicate_contexts == "all" and prompt_ids is not None and len(prompt_ids):
+            prompt_windows = padded_contexts(np.asarray(prompt_ids, dtype=np.int64), self.context_width)
+            keep = ~np.isin(scored.contexts, self.context_keys(prompt_windows))
+            scored = PositionScores(scored.positions[keep], scored.units[keep], scored.contexts[keep], scored.values[keep])
+        return scored
 
     @property
     def null(self) -> WeightedExpNull:
