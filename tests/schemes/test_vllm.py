@@ -198,6 +198,21 @@ def test_prompt_is_not_context_and_all_mode_skips_the_first_tokens():
     assert np.array_equal(alone[1], after_prompt[1]) and np.array_equal(alone[0] + 4, after_prompt[0])
 
 
+@pytest.mark.parametrize("config_index", range(4))
+def test_batched_detection_gives_each_texts_own_p_value(config_index):
+    # detect_many scores the rows of a whole batch in one call: vLLM's padded contexts and 'all' mode's skipped
+    # first tokens must give the same units, counts and p-values as scoring each text alone.
+    config = configs()[config_index]
+    scorer = detector(config)
+    samples = [np.asarray(s["output_ids"], dtype=np.int64) for run in fixture()["runs"] for s in run["samples"]][:24]
+    samples.append(np.asarray([7, 7, 7, 7, 7, 7, 7, 7], dtype=np.int64))  # one repeated context only
+    batched = scorer._detect_batch(samples)
+    for ids, together in zip(samples, batched):
+        alone = scorer._detect_ids(ids, scored_from=0, offsets=None)
+        assert together.num_scored_tokens == alone.num_scored_tokens
+        assert together.log10_p_value == pytest.approx(alone.log10_p_value, rel=1e-12, abs=1e-12)
+
+
 def test_generation_with_a_vllm_key_is_refused():
     scheme = VLLMGumbelScheme(key_from_dict({"key": 1}))
     with pytest.raises(NotImplementedError, match="watermark with vLLM"):
