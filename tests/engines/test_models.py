@@ -103,3 +103,95 @@ def test_a_data_file_is_private_and_one_in_the_old_cache_is_moved_with_a_message
     assert len(notes) == 1
     nested = models.data_file("service/keys/model.json")
     assert oct(nested.parent.stat().st_mode & 0o777) == oct(nested.parent.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def _tiny_gemma():
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              num_key_value_heads=1, head_dim=16, tie_word_embeddings=True, layer_types=["sliding_attention", "full_attention"])
+    return Gemma3ForCausalLM(config).eval()
+
+
+def _safetensors_names(path) -> set[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return set(handle.keys())
+
+
+def _format_1_cache(model, directory):
+    """What aimark's cache held before format 2: safetensors' save_model (tied weight as lm_head.weight), no architectures."""
+    import json
+
+    from safetensors.torch import save_model
+
+    directory.mkdir(parents=True)
+    save_model(model, str(directory / "model.safetensors"))
+    config = model.config.to_dict()
+    config["architectures"] = None
+    (directory / "config.json").write_text(json.dumps(config))
+    (directory / "aimark-cache.json").write_text(json.dumps({"format": 1, "model": "embedded:fake"}))
+
+
+def test_tensors_are_stored_under_the_names_save_pretrained_writes(tmp_path):
+    from safetensors.torch import save_file
+
+    model = _tiny_gemma()
+    model.save_pretrained(tmp_path / "reference")
+    save_file(models.standard_state_dict(model), str(tmp_path / "ours.safetensors"))
+    expected = _safetensors_names(tmp_path / "reference" / "model.safetensors")
+    assert "model.embed_tokens.weight" in expected and "lm_head.weight" not in expected
+    assert _safetensors_names(tmp_path / "ours.safetensors") == expected
+
+
+def test_a_format_1_cache_is_migrated_in_place_and_loads_strictly(tmp_path, monkeypatch):
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("AIMARK_HOME", str(tmp_path / "home"))
+    model = _tiny_gemma()
+    cache = tmp_path / "home" / "models" / "fake"
+    _format_1_cache(model, cache)
+    assert _safetensors_names(cache / "model.safetensors") == {"lm_head.weight", *(_safetensors_names_of(model) - {"model.embed_tokens.weight"})}
+
+    def never_convert(_scratch):
+        raise AssertionError("a format-1 cache must be migrated, not converted again")
+
+    source = _fake_source(tmp_path, b"", assemble=never_convert)
+    assert models.embedded_model_dir(source=source) == cache
+    assert json.loads((cache / "config.json").read_text())["architectures"] == ["Gemma3ForCausalLM"]
+    assert json.loads((cache / "aimark-cache.json").read_text())["format"] == models._CACHE_FORMAT
+    model.save_pretrained(tmp_path / "reference")
+    assert _safetensors_names(cache / "model.safetensors") == _safetensors_names(tmp_path / "reference" / "model.safetensors")
+    loaded, info = AutoModelForCausalLM.from_pretrained(cache, local_files_only=True, output_loading_info=True)
+    assert type(loaded).__name__ == "Gemma3ForCausalLM"
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    tokens = torch.tensor([[1, 5, 9, 42, 7]])
+    with torch.no_grad():
+        assert torch.equal(loaded(tokens).logits, model(tokens).logits)
+    assert models.embedded_model_dir(source=source) == cache  # format 2 now: returned as it is
+
+
+def _safetensors_names_of(model) -> set[str]:
+    return set(models.standard_state_dict(model))
+
+
+@pytest.mark.embedded
+def test_the_embedded_model_cache_is_a_standard_hugging_face_directory():
+    """vLLM reads ``architectures`` to pick the model class and loads ``model.embed_tokens.weight`` for a tied Gemma."""
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    directory = models.embedded_model_dir()
+    assert json.loads((directory / "config.json").read_text())["architectures"] == ["Gemma3ForCausalLM"]
+    names = _safetensors_names(directory / "model.safetensors")
+    assert "model.embed_tokens.weight" in names and "lm_head.weight" not in names
+    loaded, info = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert names == set(models.standard_state_dict(loaded))

