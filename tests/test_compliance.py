@@ -291,3 +291,12 @@ def test_label_then_unlabel_is_the_identity_on_any_markdown(text, profile, posit
     except (LabelError, ProvenanceError):
         return  # refused (malformed front matter, an existing label ...): nothing was written
     assert remove_labels(labelled, "notes.md") == (original, ["aigc", "notice"] if profile != "kr" else ["notice"])
+
+
+@pytest.mark.parametrize("text", ["---\n---\n---", "---\n本文。\n---", "---\n---\n"])
+def test_unlabel_gives_back_markdown_whose_front_matter_is_empty_or_not_a_mapping(text) -> None:
+    # Found by the property test above: the notice goes after the first closing '---' line; unlabel read a
+    # longer front matter (or a scalar one), called it malformed and refused to give the text back.
+    original = text.encode("utf-8")
+    labelled = label_file(original, "notes.md", "kr", Settings(), position="start").content
+    assert remove_labels(labelled, "notes.md") == (original, ["notice"])

@@ -166,9 +166,13 @@ def remove_labels(content: bytes, filename: str | None, *, lang_code: str | None
         restored, count = remove_revisions(content)
         return restored, ([f"{count} aimark revision(s) (notice, AIGC label)"] if count else [])
     if carrier == MARKDOWN:
-        from aimark.provenance.aigc import read_aigc, remove_markdown
+        from aimark.provenance.aigc import AigcError, read_aigc, remove_markdown
 
-        if read_aigc(MARKDOWN, content) is not None:
+        try:
+            carries_aigc = read_aigc(MARKDOWN, content) is not None
+        except AigcError:  # front matter that is not a YAML mapping: aimark never writes a label into one
+            carries_aigc = False
+        if carries_aigc:
             content, taken = remove_markdown(content)
             if taken:
                 removed.append(AIGC)

@@ -120,7 +120,7 @@ def _only_one(keys: list[str]) -> None:
 
 # --- Markdown: YAML front matter -------------------------------------------------------------------
 
-_FRONT_MATTER = re.compile(r"\A(?P<bom>\ufeff?)---(?P<nl>\r\n|\r|\n)(?:(?P<body>.*?)(?:\r\n|\r|\n))?(?:---|\.\.\.)[ \t]*(?:\r\n|\r|\n|\Z)", re.S)
+_FRONT_MATTER = re.compile(r"\A(?P<bom>\ufeff?)---(?P<nl>\r\n|\r|\n)(?:(?P<body>.*?)(?:\r\n|\r|\n))??(?:---|\.\.\.)[ \t]*(?:\r\n|\r|\n|\Z)", re.S)
 
 
 # Annex E needs one mapping of strings; nothing deeper than this is a label, and YAML nested past
