@@ -8,20 +8,27 @@ Exit codes: 0 done, 2 error. What `label` wrote, and what it could not write and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from aimark.cli.app import app
 from aimark.cli.io import guarded
 from aimark.cli.label_commands import _LANG_CODE, _OUTPUT, _err, _fail, _read_input, _write_output
-from aimark.settings import SETTINGS_FILE, Settings, SettingsError, find_settings_file, load_settings, starter_file
+
+if TYPE_CHECKING:
+    from aimark.settings import Settings
+
+# aimark.settings builds its pydantic models at import (about 0.25 s): imported where a command needs settings,
+# so `aimark detect` and every command registered beside these do not pay for it at start.
 
 _SETTINGS = typer.Option(None, "--settings", help="Settings file (default: aimark.toml found from here upwards).")
 
 
 def settings_for(explicit: Optional[Path], file: Optional[str] = None) -> Settings:
     """The settings a command runs with: `--settings`, else the file found from the cwd, else from FILE's folder."""
+    from aimark.settings import SettingsError, find_settings_file, load_settings
+
     try:
         if explicit is not None:
             return load_settings(path=explicit)
@@ -42,6 +49,7 @@ def init(
 ) -> None:
     """Write a commented aimark.toml to start from (ContentProducer, signing, profile, language, keys)."""
     from aimark.files import write_atomic
+    from aimark.settings import SETTINGS_FILE, SettingsError, starter_file
 
     try:
         text = starter_file(profile)
@@ -78,6 +86,7 @@ def label(
     from aimark.compliance import label_file
     from aimark.labels import LabelError, UnknownFileKindError, UnknownProfileError
     from aimark.provenance import GenerationInfo, ProvenanceError, new_content_id
+    from aimark.settings import SettingsError
 
     settings = settings_for(settings_file, file)
     try:
