@@ -143,3 +143,17 @@ def test_no_changeable_character_is_ascii():
     from aimark.detect.normalise import is_changeable
 
     assert not any(is_changeable(chr(code)) for code in range(0x80))
+
+
+def test_needs_cleaning_remembers_only_kept_characters_and_stays_bounded():
+    from aimark.detect import normalise
+
+    assert not normalise.needs_cleaning("대한민국은 민주공화국이다")
+    assert "대" in normalise._KNOWN_KEPT
+    # A changeable character among remembered ones is still found, and is never remembered as kept.
+    assert normalise.needs_cleaning("대한민국은\u200b 민주공화국이다")
+    assert normalise.needs_cleaning("대한민국은 민주공화국이다\u1161")
+    assert "\u200b" not in normalise._KNOWN_KEPT and "\u1161" not in normalise._KNOWN_KEPT
+    every_kept = "".join(chr(c) for c in range(0x80, 0x30000) if not 0xD800 <= c <= 0xDFFF and not normalise.is_changeable(chr(c)))
+    assert not normalise.needs_cleaning(every_kept)
+    assert len(normalise._KNOWN_KEPT) <= normalise._KNOWN_KEPT_LIMIT

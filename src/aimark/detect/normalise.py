@@ -55,11 +55,27 @@ def is_changeable(char: str) -> bool:
     return code < 0x20000 and (unicodedata.category(char) == "Cf" or _is_radical(char) or _continues_cluster(char))
 
 
+# Characters already judged unchangeable: a corpus reuses a few thousand, so after its first texts the check is
+# one set difference in C. Bounded, so that hostile text holding every code point cannot grow it without end.
+_KNOWN_KEPT: set[str] = set()
+_KNOWN_KEPT_LIMIT = 1 << 16
+
+
 def needs_cleaning(text: str) -> bool:
     """Whether ``text`` holds a character the cleaning changes. Most texts hold none: checking first keeps
     detection at tokenizer speed. ASCII never does (no changeable character is below U+0080), and otherwise
-    only the text's distinct characters are judged (a table of every code point cost a cold start 0.2 s)."""
-    return not text.isascii() and any(map(is_changeable, set(text)))
+    only the text's distinct characters not judged before are judged (a table of every code point cost a cold
+    start 0.2 s; judging each text's characters afresh cost a corpus run a third of the tokenizer's time)."""
+    if text.isascii():
+        return False
+    unjudged = set(text).difference(_KNOWN_KEPT)
+    if not unjudged:
+        return False
+    if any(map(is_changeable, unjudged)):
+        return True
+    if len(_KNOWN_KEPT) + len(unjudged) <= _KNOWN_KEPT_LIMIT:
+        _KNOWN_KEPT.update(unjudged)
+    return False
 
 
 def normalise_for_detection(text: str) -> tuple[str, list[tuple[int, int]] | None]:
