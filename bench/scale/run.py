@@ -257,7 +257,7 @@ def write_report(args, corpus_info: dict, rounds: list[dict], projection: dict, 
         lines += [
             "## The same paths in CPU time (one tokenizer thread)",
             "",
-            f"`python -m bench.scale --cpu-time` ({cpu['documents']:,} documents of the same corpus, {cpu['tokens']:,} tokens; load "
+            f"`python -m bench.scale --cpu-time`{' run ' + cpu['date'] if cpu.get('date') else ''} ({cpu['documents']:,} documents of the same corpus, {cpu['tokens']:,} tokens; load "
             f"{cpu['load_before_after']}): tokens per CPU second, every thread counted, with the Rust tokenizer on one thread. "
             "Wall time on this machine mostly measures the other engineers' processes; CPU time measures the work each path does per token.",
             "",
@@ -317,6 +317,7 @@ def cpu_time_run(documents: int) -> dict:
         before = load()
         measured = measure_cpu_shares(corpus, keys, tokenizer, texts)
         measured["load_before_after"] = f"{before} → {load()}"
+        measured["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         return measured
     finally:
         shutil.rmtree(work, ignore_errors=True)

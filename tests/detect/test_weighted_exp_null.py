@@ -33,7 +33,7 @@ def test_equal_and_single_weights_are_gamma():
 
 def test_log_upper_gamma_continues_past_underflow():
     shapes = np.asarray([5.0, 50.0, 500.0])
-    # Where gammaincc is representable the two branches agree; past it only the continued fraction is finite.
+    # Where gammaincc is representable the values agree; past it only the log-space sum is finite.
     assert log_upper_gamma(shapes, 400.0)[:2] == pytest.approx(np.log(special.gammaincc(shapes[:2], 400.0)), rel=1e-10)
     far = log_upper_gamma(shapes, 5000.0)
     assert np.all(np.isfinite(far)) and np.all(np.diff(far) > 0)

@@ -1,13 +1,10 @@
 """Exact tails of the null distributions, in log space so tiny p-values do not underflow.
 
-No normal approximations: a binomial count uses the regularised incomplete
-beta function, a Gamma total the regularised incomplete gamma function
-(both exact up to floating point), so "p <= alpha" means a false-positive
-rate of at most alpha at every length.
-
-The tails are scipy.stats' own formulas called through scipy.special: importing scipy.stats costs a
-cold `aimark detect` about a second and 50 MB more than scipy.special; the values are the same bits
-(tests/detect/test_stats.py compares them with scipy.stats).
+No normal approximations: a binomial count's tail is the sum of its probability-mass terms, a Gamma
+total's (an integer shape: a count of Exp(1) units) the Poisson sum it equals, both exact up to floating
+point (aimark.detect.tails: numpy alone, because importing scipy.special costs a cold `aimark detect` a
+fifth of its time), so "p <= alpha" means a false-positive rate of at most alpha at every length.
+tests/detect/test_tails.py checks them against scipy.stats and, in the far tails, against mpmath.
 """
 
 from __future__ import annotations
@@ -15,9 +12,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
-from scipy.special import _ufuncs
 
+from aimark.detect.tails import (
+    binomial_log_sf,
+    gamma_log_sf,
+    log_binomial_pmf,
+    logsumexp,
+)
 from aimark.schemes.base import BinomialNull, GammaNull, Null, WeightedExpNull
 
 
@@ -35,11 +36,11 @@ def log_p_values(null: Null, totals: np.ndarray, units: np.ndarray) -> np.ndarra
     if isinstance(null, BinomialNull):
         successes = np.rint(totals).astype(np.int64)
         live = (units > 0) & (successes > 0)
-        # P(X >= k) = sf(k - 1); discrete, hence conservative at a fixed alpha.
-        out[live] = _binomial_log_sf(successes[live] - 1, units[live] * null.trials_per_unit, null.success_probability)
+        # P(X >= k): discrete, hence conservative at a fixed alpha.
+        out[live] = binomial_log_sf(successes[live], units[live] * null.trials_per_unit, null.success_probability)
     elif isinstance(null, GammaNull):
         live = (units > 0) & (totals > 0)
-        out[live] = _gamma_log_sf(totals[live], units[live])
+        out[live] = gamma_log_sf(totals[live], units[live])
     elif isinstance(null, WeightedExpNull):
         for index in np.flatnonzero(units > 0):
             out.flat[index] = log_tail_weighted_exp(
@@ -48,20 +49,6 @@ def log_p_values(null: Null, totals: np.ndarray, units: np.ndarray) -> np.ndarra
     else:
         raise TypeError(f"unknown null distribution {null!r}")
     return np.minimum(out, 0.0)
-
-
-def _binomial_log_sf(k: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
-    """``scipy.stats.binom.logsf(k, n, p)``: the log of Boost's binomial survival function."""
-    with np.errstate(divide="ignore"):
-        return np.log(_ufuncs._binom_sf(np.floor(k), n, p))
-
-
-def _gamma_log_sf(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
-    """``scipy.stats.gamma.logsf(x, a=shape)``: log Q(a, x) above the median, log1p(-P(a, x)) below it."""
-    shape = shape.astype(np.float64)
-    above_median = x > special.gammaincinv(shape, 0.5)
-    with np.errstate(divide="ignore"):
-        return np.where(above_median, np.log(special.gammaincc(shape, x)), np.log1p(-special.gammainc(shape, x)))
 
 
 def p_value(null: Null, total: float, units: int) -> float:
@@ -78,42 +65,10 @@ def keyring_corrected(log_p_values: list[float]) -> tuple[int, float]:
     return best, min(0.0, log_p_values[best] + math.log(len(log_p_values)))
 
 
-# Below this, gammaincc has lost its relative precision (or underflowed): use the continued fraction.
-_SMALL_TAIL = 1e-280
-
-
 def log_upper_gamma(shape: np.ndarray, x: float) -> np.ndarray:
-    """log Q(shape, x), the regularised upper incomplete gamma function, without underflow.
-
-    Where Q is representable, ``log(gammaincc)``; in the far tail (x well above the shape) the
-    Legendre continued fraction for Gamma(a, x) in log space (modified Lentz, as in Numerical
-    Recipes' ``gcf``), which converges in a few terms there.
-    """
+    """log Q(shape, x), the regularised upper incomplete gamma function, for integer shapes (no underflow)."""
     shape = np.asarray(shape, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        out = np.log(special.gammaincc(shape, x))
-    far = ~(out > math.log(_SMALL_TAIL))
-    if far.any() and x > 0:
-        a = shape[far]
-        tiny = 1e-300
-        b = x + 1.0 - a
-        c = np.full_like(a, 1.0 / tiny)
-        d = 1.0 / b
-        h = d.copy()
-        for i in range(1, 400):
-            an = -i * (i - a)
-            b = b + 2.0
-            d = an * d + b
-            d = np.where(np.abs(d) < tiny, tiny, d)
-            c = b + an / c
-            c = np.where(np.abs(c) < tiny, tiny, c)
-            d = 1.0 / d
-            step = d * c
-            h = h * step
-            if np.all(np.abs(step - 1.0) < 1e-15):
-                break
-        out[far] = -x + a * math.log(x) - special.gammaln(a) + np.log(h)
-    return out
+    return gamma_log_sf(np.full(shape.shape, float(x)), shape)
 
 
 def log_tail_weighted_exp(total: float, units: int, weights: tuple[float, ...]) -> float:
@@ -144,10 +99,10 @@ def log_tail_weighted_exp(total: float, units: int, weights: tuple[float, ...]) 
     p = narrow / wide
     x = total / narrow
     n = float(units)
-    log_p, log_q = math.log(p), math.log1p(-p)
 
     def log_terms(k: np.ndarray) -> np.ndarray:
-        log_pmf = special.gammaln(n + k) - special.gammaln(k + 1) - special.gammaln(n) + n * log_p + k * log_q
+        # NB(k; n, p) = C(n + k - 1, k) p^n q^k = n / (n + k) * Binomial(n + k, q) at k.
+        log_pmf = np.log(n / (n + k)) + log_binomial_pmf(k, n + k, 1.0 - p)
         return log_pmf + log_upper_gamma(2 * n + k, x)
 
     # Past `limit` every term is below the negative binomial's pmf, whose ratio (n + k)(1 - p) / (k + 1) falls
@@ -165,18 +120,18 @@ def log_tail_weighted_exp(total: float, units: int, weights: tuple[float, ...]) 
         hi = int(grid[above[-1] + 1]) if above[-1] + 1 < len(grid) else limit
         window = np.arange(lo, hi + 1, dtype=np.float64)
         terms = log_terms(window)
-        pieces = [float(special.logsumexp(terms))]
+        pieces = [float(logsumexp(terms))]
         if lo > 0:  # terms left of lo shrink at least by the ratio e^-(f(lo+1) - f(lo)) per step
             rise = float(terms[1] - terms[0]) if len(terms) > 1 else 0.0
             pieces.append(float(terms[0]) + (-rise - math.log(-math.expm1(-rise)) if rise > 0 else math.log(lo)))
         if hi < limit:
             fall = float(terms[-2] - terms[-1]) if len(terms) > 1 else 0.0
             pieces.append(float(terms[-1]) + (-fall - math.log(-math.expm1(-fall)) if fall > 0 else math.log(limit - hi)))
-        log_sum = float(special.logsumexp(pieces))
+        log_sum = float(logsumexp(pieces))
         nxt = limit + 1.0
         ratio = (n + nxt) * (1 - p) / (nxt + 1)
         if ratio < 1:
-            log_next = float(special.gammaln(n + nxt) - special.gammaln(nxt + 1) - special.gammaln(n) + n * log_p + nxt * log_q)
+            log_next = float(np.log(n / (n + nxt)) + log_binomial_pmf(np.asarray([nxt]), np.asarray([n + nxt]), 1.0 - p)[0])
             log_remainder = log_next - math.log1p(-ratio)
             if log_remainder < log_sum - 40:
                 return min(0.0, float(np.logaddexp(log_sum, log_remainder)))
