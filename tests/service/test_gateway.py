@@ -8,6 +8,7 @@ JSON, refuses, stalls, floods or cuts its stream. Adding an upstream is one entr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -20,6 +21,7 @@ import pytest
 
 from aimark.registry import sha256_text
 from aimark.service.config import api_key_digest
+from tests.helpers import aimark_serve
 from tests.service.conftest import API_KEY, LiveServer, make_config
 
 GATEWAY_KEY = "amk-gateway-test-0123456789abc"  # the gateway's own clients' key; never sent upstream
@@ -253,6 +255,8 @@ class ScriptedUpstream(BaseHTTPRequestHandler):
             self._stream(GOOD_STREAM, chunked=True)
         elif mode == "bad_json":
             self._send(200, b'{"choices": [{"message": ')
+        elif mode == "nan":
+            self._send(200, json.dumps({**GOOD_ANSWER, "usage": {"total_tokens": float("nan")}}).encode())
         elif mode == "wrong_shape":
             self._send(200, json.dumps({"choices": [{"message": {"content": 5}}]}).encode())
         elif mode == "refuses_echoing_the_key":
@@ -265,7 +269,8 @@ class ScriptedUpstream(BaseHTTPRequestHandler):
             self._send(200, json.dumps(answer).encode())
         elif mode == "stalls":
             self.server.release.wait(30)
-            self._send(200, json.dumps(GOOD_ANSWER).encode())
+            with contextlib.suppress(OSError):  # the gateway has given up and closed the connection
+                self._send(200, json.dumps(GOOD_ANSWER).encode())
         elif mode == "ends_early":
             self._stream(GOOD_STREAM[:3], chunked=False)
         elif mode == "cut_mid_chunk":
@@ -308,6 +313,7 @@ def test_the_scripted_upstream_is_served_labelled_with_the_upstream_key_and_not_
 @pytest.mark.parametrize(("mode", "code"), [
     ("bad_json", "upstream_invalid_response"),
     ("wrong_shape", "upstream_invalid_response"),
+    ("nan", "upstream_invalid_response"),
     ("refuses_echoing_the_key", "upstream_error"),
     ("overloaded", "upstream_error"),
     ("huge", "upstream_too_large"),
@@ -415,47 +421,30 @@ def test_upstream_settings_are_checked_and_keep_credentials_out_of_the_url():
 def test_aimark_serve_upstream_as_a_user_starts_it(app_factory, service_key, tiny_model_dir, tmp_path):
     """`aimark serve --upstream URL --upstream-key-file F --watermark-key K` in a process of its own (check workers too)."""
     import os
-    import signal
-    import subprocess
-    import sys
 
     import httpx
 
     from aimark.keys import save_key
-    from aimark.service.probe import free_port, wait_until_up
 
     key_path = save_key(service_key, tmp_path / "upstream-key.json")
     (tmp_path / "upstream-api-key").write_text(f"# the upstream's key\n{API_KEY}\n", encoding="utf-8")
     (tmp_path / "api-keys").write_text(f"{GATEWAY_KEY}\n", encoding="utf-8")
-    port, log = free_port(), tmp_path / "gateway.log"
+    log = tmp_path / "gateway.log"
     env = {**os.environ, "AIMARK_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     env.pop("AIMARK_API_KEYS", None)
-    with LiveServer(app_factory(labels=())) as upstream, open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "aimark"), "serve", "--upstream", f"{upstream.url}/v1", "--port", str(port),
-             "--upstream-key-file", str(tmp_path / "upstream-api-key"), "--watermark-key", str(key_path),
-             "--model", str(tiny_model_dir), "--api-key-file", str(tmp_path / "api-keys"),
-             "--db-url", f"sqlite:///{tmp_path / 'gateway.sqlite3'}", "--profile", "kr", "--lang", "ko"],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            if not wait_until_up(url, process):
-                pytest.fail("aimark serve --upstream did not start:\n" + log.read_text(errors="replace"))
-            response = httpx.post(f"{url}/v1/chat/completions", headers=AUTH, timeout=60,
-                                  json={"messages": [{"role": "user", "content": "Write about the sea."}], "max_tokens": 80,
-                                        "seed": 8})
-            assert response.status_code == 200, response.text
-            text = response.json()["choices"][0]["message"]["content"]
-            assert text.startswith("이 콘텐츠는 생성형 인공지능으로 생성되었습니다.")
-            report = httpx.post(f"{url}/v1/verify", json={"text": text}, timeout=60).json()
-            assert report["layers"]["registry"]["matches"][0]["content_id"] == response.json()["aimark"]["content_id"]
-            assert report["layers"]["watermark"]["result"]["watermarked"] is True
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with LiveServer(app_factory(labels=())) as upstream, aimark_serve(
+            ["--upstream", f"{upstream.url}/v1", "--upstream-key-file", str(tmp_path / "upstream-api-key"),
+             "--watermark-key", str(key_path), "--model", str(tiny_model_dir), "--api-key-file", str(tmp_path / "api-keys"),
+             "--db-url", f"sqlite:///{tmp_path / 'gateway.sqlite3'}", "--profile", "kr", "--lang", "ko"], log, env) as (url, _):
+        response = httpx.post(f"{url}/v1/chat/completions", headers=AUTH, timeout=60,
+                              json={"messages": [{"role": "user", "content": "Write about the sea."}], "max_tokens": 80,
+                                    "seed": 8})
+        assert response.status_code == 200, response.text
+        text = response.json()["choices"][0]["message"]["content"]
+        assert text.startswith("이 콘텐츠는 생성형 인공지능으로 생성되었습니다.")
+        report = httpx.post(f"{url}/v1/verify", json={"text": text}, timeout=60).json()
+        assert report["layers"]["registry"]["matches"][0]["content_id"] == response.json()["aimark"]["content_id"]
+        assert report["layers"]["watermark"]["result"]["watermarked"] is True
     served_log = log.read_text(errors="replace")
     assert f"watermark key {service_key.key_id}" in served_log
     assert API_KEY not in served_log and GATEWAY_KEY not in served_log and service_key.secret.hex() not in served_log

@@ -142,22 +142,17 @@ def serve(
     _install_log_redaction()
     if upstream is not None:
         runtime = _start_gateway(config, upstream, upstream_key_file, tuple(watermark_key), model, upstream_timeout)
-        console.print(f"gateway to the upstream; watermark key {runtime.key.key_id if runtime.key else 'none (the watermark layer is reported absent)'}; "
-                      f"labels {', '.join(labels)}; registry {runtime.registry!r}")
-        console.print(f"verification page: http://{host}:{port}/   API docs: http://{host}:{port}/docs")
+        watermark = runtime.key.key_id if runtime.key else "none (verification reports the watermark layer absent)"
+        console.print(f"gateway to the upstream; watermark key {watermark}; labels {', '.join(labels)}; "
+                      f"registry {runtime.registry!r}")
+    else:
+        console.print("loading the model (the embedded model is converted once, then cached) …")
         try:
-            uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", proxy_headers=proxy_headers,
-                        forwarded_allow_ips=forwarded_allow_ips, server_header=False)
-        finally:
-            runtime.close()
-        return
-    console.print("loading the model (the embedded model is converted once, then cached) …")
-    try:
-        runtime = ServiceRuntime.start(config, new_key=new_key, notify=console.print)
-    except (ModelLoadError, KeyFileError, RegistryError, ServiceKeyError) as err:
-        fail(" ".join(str(err).split()))
-    console.print(f"model {runtime.loaded.name}; key {runtime.key.key_id}; labels {', '.join(labels)}; "
-               f"registry {runtime.registry!r}")
+            runtime = ServiceRuntime.start(config, new_key=new_key, notify=console.print)
+        except (ModelLoadError, KeyFileError, RegistryError, ServiceKeyError) as err:
+            fail(" ".join(str(err).split()))
+        console.print(f"model {runtime.loaded.name}; key {runtime.key.key_id}; labels {', '.join(labels)}; "
+                      f"registry {runtime.registry!r}")
     console.print(f"verification page: http://{host}:{port}/   API docs: http://{host}:{port}/docs")
     try:
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", proxy_headers=proxy_headers,

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import anyio
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimark.keys import WatermarkKey
@@ -37,9 +38,7 @@ from aimark.provenance import new_content_id
 from aimark.registry import Registry
 from aimark.service.config import ServiceConfig, ServiceConfigError
 from aimark.service.errors import ApiError, error_body, logger
-from aimark.service.openai_api import (
-    AimarkOptions, ClosingStreamingResponse, aimark_extension, code_language_of, sse,
-)
+from aimark.service.openai_api import AimarkOptions, ClosingStreamingResponse, aimark_extension, code_language_of, sse
 from aimark.service.runtime import IssuingRuntime
 from aimark.service.security import require_api_key
 
@@ -202,6 +201,15 @@ def _safe_upstream_message(runtime: GatewayRuntime, content: bytes) -> str:
     return message
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(data: str | bytes) -> Any:
+    """Strict JSON: Python's reader takes NaN and Infinity, which no JSON client (nor the answer sent on) may hold."""
+    return json.loads(data, parse_constant=_refuse_constant)
+
+
 async def _read_bounded(response, limit: int, deadline: float, *, what: str) -> bytes:
     body = bytearray()
     async for piece in response.aiter_bytes():
@@ -257,7 +265,7 @@ async def _json_answer(runtime: GatewayRuntime, method: str, path: str, body: di
     finally:
         await response.aclose()
     try:
-        document = json.loads(content)
+        document = _loads(content)
     except (ValueError, RecursionError):
         raise UpstreamError("upstream_invalid_response", "the upstream's answer is not JSON") from None
     if not isinstance(document, dict):
@@ -344,14 +352,14 @@ async def _forward_body(request: Request, *, chat: bool) -> tuple[dict, GatewayF
 
 
 @router.get("/models", summary="The upstream's models")
-async def list_models(request: Request) -> dict:
+async def list_models(request: Request) -> JSONResponse:
     try:
         document = await _json_answer(_runtime(request), "GET", "/models", None)
     except UpstreamError as err:
         raise err.api_error() from None
     if not isinstance(document.get("data"), list):
         raise UpstreamError("upstream_invalid_response", "the upstream's model list has no 'data' list").api_error()
-    return document
+    return JSONResponse(document)
 
 
 @router.post("/chat/completions", summary="Chat completion from the upstream, labelled and registered")
@@ -387,7 +395,8 @@ async def _complete(request: Request, *, chat: bool):
         raise ApiError(503, "registry_unavailable", "the issuance registry cannot be written; try again later",
                        headers={"Retry-After": "5"}) from None
     document["aimark"] = aimark_extension(runtime, content_ids, language)
-    return document
+    # Plain JSON already (it was parsed from JSON): FastAPI's generic encoder would walk it again, per request.
+    return JSONResponse(document)
 
 
 def _issue(runtime: GatewayRuntime, generated: str, model: str, choice: dict, chat: bool) -> str:
@@ -465,7 +474,7 @@ async def _stream(request: Request, body: dict, language: str | None, *, chat: b
                 if data.strip() == "[DONE]":
                     break
                 try:
-                    chunk = json.loads(data)
+                    chunk = _loads(data)
                 except (ValueError, RecursionError):
                     raise UpstreamError("upstream_invalid_response", "a chunk of the upstream's stream is not JSON") from None
                 if not isinstance(chunk, dict) or "error" in chunk:
