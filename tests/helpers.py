@@ -160,31 +160,3 @@ PROGRAM = '''def moving_average(values, window):
     return totals
 '''
 ANSWER = "Here is a helper that averages a sliding window:\n\n```python\n" + PROGRAM + "```\n\nIt runs in linear time.\n"
-
-
-@contextlib.contextmanager
-def aimark_serve(arguments: list[str], log, env: dict[str, str]):
-    """`aimark serve ARGUMENTS --port P` in a process of its own, output in ``log``; yields (url, process) once it is
-    ready (/readyz); stopped as a user stops it (Ctrl-C) afterwards."""
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from aimark.service.probe import free_port, wait_until_up
-
-    port = free_port()
-    with open(log, "wb") as out:
-        process = subprocess.Popen([str(Path(sys.executable).parent / "aimark"), "serve", *arguments, "--port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        if not wait_until_up(url, process):
-            pytest.fail("aimark serve did not start:\n" + Path(log).read_text(errors="replace"))
-        yield url, process
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()

@@ -31,9 +31,7 @@ import json
 import os
 import platform
 import secrets
-import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -43,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from aimark.service.probe import free_port, wait_until_up
+from aimark.service.probe import serve_process
 from bench.service import _percentile, _run
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -112,25 +110,9 @@ def _instant_upstream():
         server.server_close()
 
 
-@contextmanager
 def _serve(arguments: list[str], log: Path):
-    """`aimark serve ARGUMENTS` as a user starts it; yields its URL once ready."""
-    port = free_port()
-    command = [str(Path(sys.executable).parent / "aimark"), "serve", *arguments, "--port", str(port),
-               "--detect-workers", "0"]  # no verification is measured: leave the cores to generation
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        if not wait_until_up(url, process, timeout_s=600):
-            raise RuntimeError(f"aimark serve did not start:\n{log.read_text(errors='replace')}")
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    # No verification is measured: leave the cores to generation and proxying.
+    return serve_process([*arguments, "--detect-workers", "0"], log, timeout_s=600)
 
 
 async def _measure(base_url: str, api_key: str | None, model: str, *, stream: bool, concurrency: int, requests: int,
@@ -224,7 +206,7 @@ def main() -> int:
     parser.add_argument("--upstream-url", default=None, help="measure this running upstream instead of starting aimark's own")
     parser.add_argument("--upstream-model", default="aimark", help="the `model` sent to --upstream-url")
     parser.add_argument("--max-tokens", type=int, default=4, help="new tokens per request to a model upstream")
-    parser.add_argument("--model-requests", type=int, default=2, help="requests per client per run on a model upstream")
+    parser.add_argument("--model-requests", type=int, default=3, help="requests per client per run on a model upstream")
     parser.add_argument("--instant-requests", type=int, default=50, help="requests per client per run on the instant upstream")
     parser.add_argument("--out", type=Path, default=RESULTS / "gateway.md")
     args = parser.parse_args()

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aimark.cli import app
-from tests.helpers import aimark_serve
+from aimark.service.probe import serve_process
 
 runner = CliRunner()
 
@@ -26,8 +26,8 @@ def served(tmp_path, tiny_model_dir):
     log = tmp_path / "serve.log"
     env = {**os.environ, "AIMARK_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     env.pop("AIMARK_API_KEYS", None)
-    with aimark_serve(["--model", str(tiny_model_dir), "--db-url", db_url, "--api-key-file", str(tmp_path / "api-keys"),
-                       "--profile", "kr", "--lang", "ko"], log, env) as (url, _process):
+    with serve_process(["--model", str(tiny_model_dir), "--db-url", db_url, "--api-key-file", str(tmp_path / "api-keys"),
+                        "--profile", "kr", "--lang", "ko"], log, env=env) as url:
         yield url, api_key, db_url, log
 
 

@@ -21,7 +21,6 @@ import pytest
 
 from aimark.registry import sha256_text
 from aimark.service.config import api_key_digest
-from tests.helpers import aimark_serve
 from tests.service.conftest import API_KEY, LiveServer, make_config
 
 GATEWAY_KEY = "amk-gateway-test-0123456789abc"  # the gateway's own clients' key; never sent upstream
@@ -432,10 +431,12 @@ def test_aimark_serve_upstream_as_a_user_starts_it(app_factory, service_key, tin
     log = tmp_path / "gateway.log"
     env = {**os.environ, "AIMARK_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     env.pop("AIMARK_API_KEYS", None)
-    with LiveServer(app_factory(labels=())) as upstream, aimark_serve(
+    from aimark.service.probe import serve_process
+
+    with LiveServer(app_factory(labels=())) as upstream, serve_process(
             ["--upstream", f"{upstream.url}/v1", "--upstream-key-file", str(tmp_path / "upstream-api-key"),
              "--watermark-key", str(key_path), "--model", str(tiny_model_dir), "--api-key-file", str(tmp_path / "api-keys"),
-             "--db-url", f"sqlite:///{tmp_path / 'gateway.sqlite3'}", "--profile", "kr", "--lang", "ko"], log, env) as (url, _):
+             "--db-url", f"sqlite:///{tmp_path / 'gateway.sqlite3'}", "--profile", "kr", "--lang", "ko"], log, env=env) as url:
         response = httpx.post(f"{url}/v1/chat/completions", headers=AUTH, timeout=60,
                               json={"messages": [{"role": "user", "content": "Write about the sea."}], "max_tokens": 80,
                                     "seed": 8})
