@@ -464,3 +464,46 @@ def test_serve_upstream_refuses_bad_settings_before_starting(arguments, message)
 
     result = CliRunner().invoke(app, ["serve", "--no-auth", *arguments])
     assert result.exit_code == 2 and message in result.output and "pw@" not in result.output
+
+
+def test_the_openai_client_unchanged_reads_the_gateway_and_its_error_events(upstream, scripted, pki, tmp_path):
+    from tests.helpers import require_module
+
+    openai = require_module("openai", "the test extra: pip install -e '.[test]'")
+    from aimark.service.app import create_app
+    from aimark.service.gateway import GatewayRuntime, UpstreamConfig
+
+    def gateway_over(target: Upstream, name: str):
+        config = make_config(pki, api_key_digests=frozenset({api_key_digest(GATEWAY_KEY)}),
+                             db_url=f"sqlite:///{tmp_path / f'{name}.sqlite3'}")
+        keys = (target.key_path,) if target.key_path else ()
+        return GatewayRuntime.start(config, UpstreamConfig(f"{target.base_url}/v1", api_key=target.api_key), keys,
+                                    model=target.model if keys else None)
+
+    runtime = gateway_over(upstream, "openai")
+    try:
+        with LiveServer(create_app(runtime)) as live:
+            client = openai.OpenAI(base_url=f"{live.url}/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=60)
+            reply = client.chat.completions.create(model=upstream.model, messages=[{"role": "user", "content": "Hi"}],
+                                                   max_tokens=20)
+            assert reply.choices[0].message.content.startswith(NOTICE_START)
+            assert reply.model_extra["aimark"]["key_id"] == runtime.key.key_id
+            chunks = list(client.chat.completions.create(model=upstream.model, messages=[{"role": "user", "content": "Hi"}],
+                                                         max_tokens=20, stream=True))
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            assert text.startswith(NOTICE_START) and chunks[-1].model_extra["aimark"]["content_id"]
+            assert runtime.registry.count() == 2
+    finally:
+        runtime.close()
+
+    server, broken = scripted
+    server.mode = "cut_mid_chunk"
+    runtime = gateway_over(broken, "openai-broken")
+    try:
+        with LiveServer(create_app(runtime)) as live:
+            client = openai.OpenAI(base_url=f"{live.url}/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=60)
+            with pytest.raises(openai.APIError, match="was not issued"):
+                list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], stream=True))
+        assert runtime.registry.count() == 0
+    finally:
+        runtime.close()
