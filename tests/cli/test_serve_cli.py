@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aimark.cli import app
-from aimark.service.probe import free_port, wait_until_up
+from aimark.service.probe import serve_process
 
 runner = CliRunner()
 
@@ -26,26 +23,12 @@ def served(tmp_path, tiny_model_dir):
     api_key = "amk-cli-test-key-0123456789"
     (tmp_path / "api-keys").write_text(f"# test keys\n{api_key}\n", encoding="utf-8")
     db_url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-    port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "AIMARK_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     env.pop("AIMARK_API_KEYS", None)
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "aimark"), "serve", "--model", str(tiny_model_dir), "--port", str(port),
-             "--db-url", db_url, "--api-key-file", str(tmp_path / "api-keys"), "--profile", "kr", "--lang", "ko"],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        if not wait_until_up(url, process):
-            pytest.fail("aimark serve did not start:\n" + log.read_text(errors="replace"))
+    with serve_process(["--model", str(tiny_model_dir), "--db-url", db_url, "--api-key-file", str(tmp_path / "api-keys"),
+                        "--profile", "kr", "--lang", "ko"], log, env=env) as url:
         yield url, api_key, db_url, log
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_serve_generates_labelled_registered_output_and_keeps_secrets_out_of_its_log(served, tmp_path):

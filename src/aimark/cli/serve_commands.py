@@ -60,7 +60,7 @@ def _install_log_redaction() -> None:
 
 @app.command()
 def serve(
-    model: Annotated[Optional[str], typer.Option(help="Model directory (Hugging Face layout); default: the embedded Gemma 3 270M.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model directory (Hugging Face layout); default: the embedded Gemma 3 270M. With --upstream: the upstream model's tokenizer, for detection (default: the --watermark-key's model).")] = None,
     key: Annotated[list[Path], typer.Option(help="Watermark key file; the first marks outputs, all are tried when verifying. Default: the service's own key in aimark's data directory (AIMARK_HOME, else $XDG_DATA_HOME/aimark, else ~/.local/share/aimark).")] = [],  # noqa: B006
     new_key: Annotated[bool, typer.Option("--new-key", help="Allow a new service key although the registry holds outputs issued under another (they stay detectable only with the old key).")] = False,
     host: Annotated[str, typer.Option(help="Address to listen on (default: localhost only).")] = "127.0.0.1",
@@ -87,11 +87,16 @@ def serve(
     proxy_headers: Annotated[bool, typer.Option(help="Trust X-Forwarded-For from --forwarded-allow-ips (behind a reverse proxy).")] = False,
     forwarded_allow_ips: Annotated[str, typer.Option(help="Proxy addresses whose X-Forwarded-For is trusted.")] = "127.0.0.1",
     settings_file: Annotated[Optional[Path], typer.Option("--settings", help="Settings file (default: aimark.toml found from here upwards).")] = None,
+    upstream: Annotated[Optional[str], typer.Option(help="Serve as a gateway in front of this OpenAI-compatible server (its API root, e.g. http://127.0.0.1:8001/v1): its answers are labelled, signed and registered here; no model is loaded.")] = None,
+    upstream_key_file: Annotated[Optional[Path], typer.Option(help="File holding the upstream's API key (first line; never printed or logged).")] = None,
+    watermark_key: Annotated[list[Path], typer.Option(help="With --upstream: the upstream's watermark key (an aimark key, a transformers watermarking config or a vLLM --watermark-config JSON), for detection and verification. Without one, verification reports the watermark layer as absent.")] = [],  # noqa: B006
+    upstream_timeout: Annotated[float, typer.Option(min=0.1, help="With --upstream: seconds the upstream may stay silent within an answer (a whole answer may take 10 minutes).")] = 120.0,
 ) -> None:
     """Serve generation (OpenAI API shape, watermarked, labelled, registered) and the public verification page.
 
-    Unset options fall back to the provider's settings (aimark.toml, AIMARK_*): profile, notice language,
-    signing credentials and trust anchors, watermark key, registry, detection endpoint."""
+    With --upstream, serve as a gateway: another OpenAI-compatible server generates, this one labels, signs,
+    registers and verifies. Unset options fall back to the provider's settings (aimark.toml, AIMARK_*): profile,
+    notice language, signing credentials and trust anchors, watermark key, registry, detection endpoint."""
     from aimark.engines import ModelLoadError
     from aimark.keys import KeyFileError
     from aimark.registry import RegistryError
@@ -105,7 +110,12 @@ def serve(
     if cert is None and private_key is None:
         cert, private_key = settings.signing.certificate_chain, settings.signing.private_key
     trust = trust or settings.signing.trust_anchors
-    key = list(key) or ([settings.watermark.key] if settings.watermark.key else [])
+    if upstream is None and (watermark_key or upstream_key_file):
+        fail("--watermark-key and --upstream-key-file go with --upstream")
+    if upstream is not None and (key or new_key):
+        fail("--key and --new-key are the own model's; with --upstream pass the upstream's key with --watermark-key")
+    # The settings' key is the provider's own model's: a gateway claims the upstream's key only when told it.
+    key = list(key) or ([settings.watermark.key] if settings.watermark.key and upstream is None else [])
     if db_url is None and settings.registry.url not in (None, "default"):
         db_url = settings.registry.url
     credentials = _credentials(cert, private_key)
@@ -130,19 +140,41 @@ def serve(
     from aimark.service.runtime import ServiceKeyError, ServiceRuntime
 
     _install_log_redaction()
-    console.print("loading the model (the embedded model is converted once, then cached) …")
-    try:
-        runtime = ServiceRuntime.start(config, new_key=new_key, notify=console.print)
-    except (ModelLoadError, KeyFileError, RegistryError, ServiceKeyError) as err:
-        fail(" ".join(str(err).split()))
-    console.print(f"model {runtime.loaded.name}; key {runtime.key.key_id}; labels {', '.join(labels)}; "
-               f"registry {runtime.registry!r}")
+    if upstream is not None:
+        runtime = _start_gateway(config, upstream, upstream_key_file, tuple(watermark_key), model, upstream_timeout)
+        watermark = runtime.key.key_id if runtime.key else "none (verification reports the watermark layer absent)"
+        console.print(f"gateway to the upstream; watermark key {watermark}; labels {', '.join(labels)}; "
+                      f"registry {runtime.registry!r}")
+    else:
+        console.print("loading the model (the embedded model is converted once, then cached) …")
+        try:
+            runtime = ServiceRuntime.start(config, new_key=new_key, notify=console.print)
+        except (ModelLoadError, KeyFileError, RegistryError, ServiceKeyError) as err:
+            fail(" ".join(str(err).split()))
+        console.print(f"model {runtime.loaded.name}; key {runtime.key.key_id}; labels {', '.join(labels)}; "
+                      f"registry {runtime.registry!r}")
     console.print(f"verification page: http://{host}:{port}/   API docs: http://{host}:{port}/docs")
     try:
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", proxy_headers=proxy_headers,
                     forwarded_allow_ips=forwarded_allow_ips, server_header=False)
     finally:
         runtime.close()
+
+
+def _start_gateway(config, upstream: str, upstream_key_file: Optional[Path], watermark_keys: tuple[Path, ...],
+                   model: Optional[str], read_timeout: float):
+    from aimark.engines import ModelLoadError
+    from aimark.keys import KeyFileError
+    from aimark.registry import RegistryError
+    from aimark.service.config import ServiceConfigError
+    from aimark.service.gateway import GatewayRuntime, UpstreamConfig, read_upstream_key
+
+    try:
+        upstream_config = UpstreamConfig(upstream, api_key=read_upstream_key(upstream_key_file) if upstream_key_file else None,
+                                         read_timeout_s=read_timeout)
+        return GatewayRuntime.start(config, upstream_config, watermark_keys, model=model)
+    except (ServiceConfigError, ModelLoadError, KeyFileError, RegistryError) as err:
+        fail(" ".join(str(err).split()))
 
 
 def _open_registry(db_url: Optional[str], retention_days: int):

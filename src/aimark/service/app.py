@@ -14,7 +14,7 @@ import aimark
 from aimark.service import openai_api, verify_api
 from aimark.service.checks import CheckRunner
 from aimark.service.errors import install_error_handlers
-from aimark.service.runtime import ServiceRuntime
+from aimark.service.runtime import IssuingRuntime
 from aimark.service.scheduling import Gate
 from aimark.service.security import GuardMiddleware, RateLimiter
 
@@ -50,16 +50,26 @@ def public_limits(config) -> dict:
     }
 
 
-def create_app(runtime: ServiceRuntime) -> FastAPI:
+def create_app(runtime: IssuingRuntime) -> FastAPI:
+    """The service over a :class:`ServiceRuntime` (aimark generates) or a :class:`GatewayRuntime` (an upstream does)."""
+    from aimark.service.gateway import GatewayRuntime
+
     config = runtime.config
+    gateway = isinstance(runtime, GatewayRuntime)
     checks = CheckRunner(runtime)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if gateway:
+            await runtime.open()  # the pooled upstream client belongs to the server's event loop
         try:
             yield
         finally:
-            checks.close()  # the worker processes end with the server
+            try:
+                if gateway:
+                    await runtime.aclose()
+            finally:
+                checks.close()  # the worker processes end with the server
 
     app = FastAPI(title="aimark", version=aimark.__version__, description=DESCRIPTION, docs_url=None, redoc_url=None,
                   lifespan=lifespan)
@@ -71,9 +81,14 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
     app.state.rate_limiter = RateLimiter(config.verify_rate_per_minute, config.verify_burst)
     app.state.work_limiter = RateLimiter(config.verify_chars_per_minute, config.verify_burst_chars)
     app.state.key_work_limiter = RateLimiter(config.detect_key_chars_per_minute, config.detect_key_burst_chars)
-    app.state.model_gate = Gate(1, config.max_queued_generations, config.generation_queue_timeout_s, what="the model")
     install_error_handlers(app)
-    app.include_router(openai_api.router)
+    if gateway:  # no model here, so no gate: concurrency is the upstream's
+        from aimark.service import gateway as gateway_api
+
+        app.include_router(gateway_api.router)
+    else:
+        app.state.model_gate = Gate(1, config.max_queued_generations, config.generation_queue_timeout_s, what="the model")
+        app.include_router(openai_api.router)
     app.include_router(verify_api.router)
     app.add_middleware(GuardMiddleware, max_request_bytes=config.max_request_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -101,12 +116,15 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
 
     @app.get("/v1/info", tags=["verification"], summary="What this service marks outputs with (public)")
     async def info(request: Request) -> dict:
-        return {"model": runtime.loaded.name, "profile": config.profile, "labels": list(config.labels),
+        document = {"model": runtime.model_name, "profile": config.profile, "labels": list(config.labels),
                 "notice_language": config.language,
                 "keys": [{"key_id": k.key_id, "scheme": k.scheme} for k in runtime.keyring],
                 "retention_days": config.retention_days,
                 "verify_rate_per_minute": config.verify_rate_per_minute, "max_request_bytes": config.max_request_bytes,
                 "limits": public_limits(config)}
+        if gateway:  # the upstream's address stays private; what its outputs carry does not
+            document["gateway"] = {"watermark": runtime.key is not None, "watermark_absent": runtime.watermark_absent}
+        return document
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict:

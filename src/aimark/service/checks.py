@@ -43,13 +43,19 @@ class CheckSetup:
     retention_days: int
     min_evidence: int
     trust_anchors: bytes | None
+    watermark_absent: str | None = None
 
 
 class Checks:
-    """The work itself, the same in a worker and in-process; answers are plain dicts (they cross a pipe)."""
+    """The work itself, the same in a worker and in-process; answers are plain dicts (they cross a pipe).
 
-    def __init__(self, detector, registry, trust_anchors: bytes | None):
+    ``detector`` None: the outputs this service issues carry no watermark it can check (a gateway in front
+    of an upstream without a known key); ``watermark_absent`` says why, in every verification report.
+    """
+
+    def __init__(self, detector, registry, trust_anchors: bytes | None, watermark_absent: str | None = None):
         self.detector, self.registry, self.trust_anchors = detector, registry, trust_anchors
+        self.watermark_absent = watermark_absent
 
     @classmethod
     def from_setup(cls, setup: CheckSetup) -> Checks:
@@ -57,9 +63,9 @@ class Checks:
         from aimark.keys import Keyring
         from aimark.registry import Registry
 
-        return cls(Detector(Keyring(list(setup.keys)), setup.tokenizer, alpha=setup.alpha),
-                   Registry(setup.db_url, retention_days=setup.retention_days, min_evidence=setup.min_evidence),
-                   setup.trust_anchors)
+        detector = Detector(Keyring(list(setup.keys)), setup.tokenizer, alpha=setup.alpha) if setup.keys else None
+        return cls(detector, Registry(setup.db_url, retention_days=setup.retention_days, min_evidence=setup.min_evidence),
+                   setup.trust_anchors, setup.watermark_absent)
 
     def detect(self, text: str, prompt: str | None, with_tokens: bool, language: str | None,
                filename: str | None) -> dict:
@@ -67,6 +73,9 @@ class Checks:
         from aimark.detect import DetectionInputError, TokenizerMismatchError
         from aimark.schemes.code import UnsupportedLanguageError, detection_language
 
+        if self.detector is None:
+            raise CheckInputError("no_watermark_key", f"no watermark to detect: {self.watermark_absent}; "
+                                                      "/v1/verify checks the notice, C2PA and the registry")
         try:
             gate = detection_language(text, language=language, filename=filename)
         except UnsupportedLanguageError as err:
@@ -91,8 +100,9 @@ class Checks:
                 seen["heatmap"] = {"text": text, "tokens": result.to_dict(include_tokens=True)["tokens"]}
             return result.to_dict()
 
-        report = verify(content, filename, profile, trust_anchors=self.trust_anchors, watermark_check=check,
-                        registry_lookup=self.registry.lookup_dict)
+        report = verify(content, filename, profile, trust_anchors=self.trust_anchors,
+                        watermark_check=check if self.detector is not None else None,
+                        registry_lookup=self.registry.lookup_dict, watermark_absent=self.watermark_absent)
         return report.to_dict(), seen["heatmap"], seen["chars"]
 
 
@@ -129,7 +139,8 @@ class CheckRunner:
         self.workers = config.detect_workers
         self.gate = Gate(self.workers or IN_PROCESS_CHECKS, config.max_queued_checks, config.detect_deadline_s,
                          what="the detector")
-        self._local = Checks(runtime.detector, runtime.registry, config.trust_anchors)
+        absent = runtime.watermark_absent
+        self._local = Checks(runtime.detector, runtime.registry, config.trust_anchors, absent)
         self._pool = None
         self._workers_started = None
         if self.workers:
@@ -140,8 +151,8 @@ class CheckRunner:
             # have, requests queue on the ready ones. /readyz says when the pool is whole.
             self._workers_started = context.Value("i", 0)
 
-            setup = CheckSetup(tuple(runtime.keyring), runtime.loaded.tokenizer, config.alpha, runtime.registry.url,
-                               config.retention_days, runtime.registry.min_evidence, config.trust_anchors)
+            setup = CheckSetup(tuple(runtime.keyring), runtime.tokenizer, config.alpha, runtime.registry.url,
+                               config.retention_days, runtime.registry.min_evidence, config.trust_anchors, absent)
             self._pool = ProcessPool(max_workers=self.workers, initializer=_init_worker,
                                      initargs=(setup, self._workers_started), context=context)
             self._pool.schedule(_started)  # pebble starts its workers on the first task: start them now

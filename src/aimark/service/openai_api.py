@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aimark.provenance import new_content_id
 from aimark.service.errors import ApiError, error_body, logger
-from aimark.service.runtime import Issued, SamplingRequest, ServiceRuntime
+from aimark.service.runtime import IssuingRuntime, Issued, SamplingRequest, ServiceRuntime
 from aimark.service.scheduling import Gate, run_on
 from aimark.service.security import require_api_key
 
@@ -78,12 +78,17 @@ class _SamplingFields(BaseModel):
 
     def code_language(self) -> str | None:
         """The canonical language of a code request, None for prose; an unsupported name is a 400."""
-        from aimark.schemes.code import UnsupportedLanguageError, normalise_language
+        return code_language_of(self.aimark)
 
-        try:
-            return normalise_language(self.aimark.language if self.aimark else None)
-        except UnsupportedLanguageError as err:
-            raise ApiError(400, "invalid_language", str(err), param="aimark.language") from None
+
+def code_language_of(options: AimarkOptions | None) -> str | None:
+    """The canonical language of a request's `aimark.language`, None for prose; an unsupported name is a 400."""
+    from aimark.schemes.code import UnsupportedLanguageError, normalise_language
+
+    try:
+        return normalise_language(options.language if options else None)
+    except UnsupportedLanguageError as err:
+        raise ApiError(400, "invalid_language", str(err), param="aimark.language") from None
 
 
 class ChatCompletionRequest(_SamplingFields):
@@ -164,9 +169,17 @@ def format_chat(runtime: ServiceRuntime, messages: list[ChatMessage]) -> str:
 
 
 def _extension(runtime: ServiceRuntime, content_ids: list[str], body: _SamplingFields) -> dict[str, Any]:
-    extension = {"content_id": content_ids[0], "content_ids": content_ids, "key_id": runtime.key.key_id,
-                 "scheme": runtime.key.scheme, "profile": runtime.config.profile, "labels": list(runtime.config.labels)}
-    if (language := body.code_language()) is not None:
+    return aimark_extension(runtime, content_ids, body.code_language())
+
+
+def aimark_extension(runtime: IssuingRuntime, content_ids: list[str], language: str | None) -> dict[str, Any]:
+    """The `aimark` field of an answer: its content ids (registered), the key it is watermarked with (None: not
+    watermarked, or with a key this service does not know), the labels and the notice to display."""
+    key = runtime.key
+    extension = {"content_id": content_ids[0], "content_ids": content_ids, "key_id": key.key_id if key else None,
+                 "scheme": key.scheme if key else None, "profile": runtime.config.profile,
+                 "labels": list(runtime.config.labels)}
+    if language is not None:
         extension["language"] = language  # what /v1/detect (or `aimark detect --language`) should gate with
     extension["display_notice"] = runtime.display_notice()
     return extension
@@ -201,7 +214,7 @@ async def _complete(request: Request, formatted: list[str], sampling: SamplingRe
 async def list_models(request: Request) -> dict:
     runtime = _runtime(request)
     created = int(runtime.started_at.timestamp())
-    return {"object": "list", "data": [{"id": runtime.loaded.name, "object": "model", "created": created, "owned_by": "aimark"}]}
+    return {"object": "list", "data": [{"id": runtime.model_name, "object": "model", "created": created, "owned_by": "aimark"}]}
 
 
 @router.post("/chat/completions", summary="Chat completion (OpenAI shape), watermarked, labelled and registered")
@@ -219,7 +232,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     choices = [{"index": i, "message": {"role": "assistant", "content": out.text}, "logprobs": None,
                 "finish_reason": out.finish_reason} for i, out in enumerate(issued)]
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": runtime.loaded.name, "choices": choices, "system_fingerprint": None,
+            "model": runtime.model_name, "choices": choices, "system_fingerprint": None,
             "usage": _usage(prompt_tokens, sum(o.num_tokens for o in issued)),
             "aimark": _extension(runtime, [o.content_id for o in issued], body)}
 
@@ -243,7 +256,7 @@ async def completions(body: CompletionRequest, request: Request):
     choices = [{"index": i, "text": out.text, "logprobs": None, "finish_reason": out.finish_reason}
                for i, out in enumerate(issued)]
     return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-            "model": runtime.loaded.name, "choices": choices, "system_fingerprint": None,
+            "model": runtime.model_name, "choices": choices, "system_fingerprint": None,
             "usage": _usage(prompt_tokens, sum(o.num_tokens for o in issued)),
             "aimark": _extension(runtime, [o.content_id for o in issued], body)}
 
@@ -291,7 +304,7 @@ def _stream_deltas(runtime: ServiceRuntime, formatted: str, sampling: SamplingRe
         deltas.close()  # the client left: stop the model at its next step
 
 
-def _sse(document: dict) -> bytes:
+def sse(document: dict) -> bytes:
     return f"data: {json.dumps(document, ensure_ascii=False)}\n\n".encode()
 
 
@@ -317,7 +330,7 @@ async def _stream_response(request: Request, formatted: str, sampling: SamplingR
         else:
             choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
         return {"id": response_id, "object": "chat.completion.chunk" if chat else "text_completion",
-                "created": created, "model": runtime.loaded.name, "system_fingerprint": None,
+                "created": created, "model": runtime.model_name, "system_fingerprint": None,
                 "choices": [choice], "aimark": extension}
 
     async def events() -> AsyncIterator[bytes]:
@@ -325,21 +338,21 @@ async def _stream_response(request: Request, formatted: str, sampling: SamplingR
         done = object()
         try:
             if chat:
-                yield _sse(chunk(None, None, first=True))
+                yield sse(chunk(None, None, first=True))
             while (piece := await run_on(runtime.generation_executor, next, pieces, done)) is not done:
                 text, finish_reason = piece
                 if text:
-                    yield _sse(chunk(text, None))
+                    yield sse(chunk(text, None))
                 if finish_reason is not None:
-                    yield _sse(chunk(None, finish_reason))
+                    yield sse(chunk(None, finish_reason))
             if include_usage:
-                yield _sse({"id": response_id, "object": "chat.completion.chunk" if chat else "text_completion",
-                            "created": created, "model": runtime.loaded.name, "choices": [],
+                yield sse({"id": response_id, "object": "chat.completion.chunk" if chat else "text_completion",
+                            "created": created, "model": runtime.model_name, "choices": [],
                             "usage": _usage(prompt_tokens, outcome.num_tokens), "aimark": extension})
             yield b"data: [DONE]\n\n"
         except Exception as err:  # noqa: BLE001 - the stream has started: report in band, then end it
             logger.error("stream failed: %s", type(err).__name__)
-            yield _sse(error_body(500, "internal_error", "generation failed"))
+            yield sse(error_body(500, "internal_error", "generation failed"))
         finally:
             with anyio.CancelScope(shield=True):
                 await run_on(runtime.generation_executor, pieces.close)
@@ -356,11 +369,11 @@ async def _stream_response(request: Request, formatted: str, sampling: SamplingR
         logger.error("could not record a stream before issuing it: %s", type(err).__name__)
         raise ApiError(503, "registry_unavailable", "the issuance registry cannot be written; try again later",
                        headers={"Retry-After": "5"}) from None
-    return _ClosingStreamingResponse(events(), release=gate.release, media_type="text/event-stream",
+    return ClosingStreamingResponse(events(), release=gate.release, media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-class _ClosingStreamingResponse(StreamingResponse):
+class ClosingStreamingResponse(StreamingResponse):
     """Closes the event generator when the response ends, a client disconnect included, then frees the model.
 
     Starlette stops iterating on a disconnect but leaves the generator suspended until garbage collection;

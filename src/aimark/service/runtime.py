@@ -90,7 +90,83 @@ def default_service_key(loaded, home: Path | None = None, *, registry: Registry 
     return key
 
 
-class ServiceRuntime:
+class IssuingRuntime:
+    """What every aimark front labels and records with: the notice, the C2PA wrapper, the registry record.
+
+    Shared by the service that generates (:class:`ServiceRuntime`) and the gateway in front of another
+    server (:class:`aimark.service.gateway.GatewayRuntime`), so both issue outputs the same way. ``key``
+    is the watermark key outputs carry, None where the generator does not watermark (or it is unknown).
+    """
+
+    config: ServiceConfig
+    registry: Registry
+    key: WatermarkKey | None
+    keyring: Keyring
+    detector: Any  # aimark.detect.Detector, or None without a key
+    tokenizer: Any  # the detector's tokenizer, or None
+    started_at: datetime
+    watermark_absent: str | None = None  # why outputs carry no watermark this service can check, where they do not
+
+    @property
+    def model_name(self) -> str:
+        raise NotImplementedError
+
+    # --- labelling --------------------------------------------------------------------------------
+
+    def display_notice(self) -> dict[str, Any]:
+        """What a chat interface shows next to each response (MSIT transparency guideline: inside the service a
+        notice in the interface suffices), with the advance notice (AI Basic Act Art. 31(1)) for the first turn.
+        `in_output` says whether the text itself also starts with the notice, as output that leaves the
+        service (download, share, export) must."""
+        profile, language = self.config.profile, self.config.language
+        return {"text": notice_text(profile, language), "advance": ADVANCE_NOTICE_TEXT[language], "profile": profile,
+                "lang": language, "in_output": "notice" in self.config.labels}
+
+    def notice_prefix(self) -> str:
+        """The notice line that starts every output (empty when notices are off)."""
+        if "notice" not in self.config.labels:
+            return ""
+        return add_label_text("", _TEXT_KIND, self.config.profile, self.config.language, at="start")
+
+    def manifest_suffix(self, labelled: str, content_id: str, model: str | None = None) -> str:
+        """The C2PA A.8 wrapper for `labelled` (appended after it), or empty when C2PA is off.
+        ``model``: the model that generated it (default: this runtime's)."""
+        if "c2pa" not in self.config.labels:
+            return ""
+        info = GenerationInfo(model_name=model or self.model_name, watermark_scheme=self.key.scheme if self.key else None,
+                              watermark_key_id=self.key.key_id if self.key else None, content_id=content_id,
+                              detection_endpoint=self.config.detection_endpoint)
+        body = labelled.encode("utf-8")
+        signed = sign_content(body, _OUTPUT_FILENAME, self.config.credentials, info)
+        if not signed.startswith(body):  # the A.8 carrier only ever appends; anything else would garble a stream
+            raise RuntimeError("C2PA signing changed the text instead of appending a wrapper")
+        return signed[len(body) :].decode("utf-8")
+
+    def labelled(self, generated: str, content_id: str, model: str | None = None) -> str:
+        """What the client gets for `generated`: notice + text + C2PA wrapper."""
+        labelled = self.notice_prefix() + generated
+        return labelled + self.manifest_suffix(labelled, content_id, model)
+
+    def issue(self, generated: str, num_tokens: int, finish_reason: str, model: str | None = None) -> Issued:
+        """Label one generated text, record it, and return what the client gets."""
+        content_id = new_content_id()
+        text = self.labelled(generated, content_id, model)
+        self.record(content_id, text, generated, model=model)
+        return Issued(content_id, text, generated, num_tokens, finish_reason)
+
+    def record(self, content_id: str, text: str, generated: str, *, replace: bool = False,
+               issued_at: datetime | None = None, model: str | None = None) -> None:
+        """Store what was issued; ``replace``: overwrite the stream's earlier record of the same content id."""
+        record = IssuedRecord(content_id=content_id, text=text, key_id=self.key.key_id if self.key else None,
+                              model=model or self.model_name,
+                              profile=self.config.profile, issued_at=issued_at or datetime.now(UTC),
+                              generated_text=generated)
+        (self.registry.replace if replace else self.registry.record)(record)
+
+
+class ServiceRuntime(IssuingRuntime):
+    """The service that generates: one model, its watermark key, the registry."""
+
     def __init__(self, config: ServiceConfig, loaded, keys: list[WatermarkKey], registry: Registry):
         from aimark.detect import Detector
 
@@ -103,6 +179,14 @@ class ServiceRuntime:
         self.generation_lock = threading.Lock()
         self.generation_executor = generation_executor()
         self.started_at = datetime.now(UTC)
+
+    @property
+    def model_name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def tokenizer(self):
+        return self.loaded.tokenizer
 
     @classmethod
     def start(cls, config: ServiceConfig, *, home: Path | None = None, new_key: bool = False,
@@ -130,52 +214,6 @@ class ServiceRuntime:
         # A generation still running finishes its step and ends (its stream was closed with its response).
         self.generation_executor.shutdown(wait=False, cancel_futures=True)
         self.registry.close()
-
-    # --- labelling --------------------------------------------------------------------------------
-
-    def display_notice(self) -> dict[str, Any]:
-        """What a chat interface shows next to each response (MSIT transparency guideline: inside the service a
-        notice in the interface suffices), with the advance notice (AI Basic Act Art. 31(1)) for the first turn.
-        `in_output` says whether the text itself also starts with the notice, as output that leaves the
-        service (download, share, export) must."""
-        profile, language = self.config.profile, self.config.language
-        return {"text": notice_text(profile, language), "advance": ADVANCE_NOTICE_TEXT[language], "profile": profile,
-                "lang": language, "in_output": "notice" in self.config.labels}
-
-    def notice_prefix(self) -> str:
-        """The notice line that starts every output (empty when notices are off)."""
-        if "notice" not in self.config.labels:
-            return ""
-        return add_label_text("", _TEXT_KIND, self.config.profile, self.config.language, at="start")
-
-    def manifest_suffix(self, labelled: str, content_id: str) -> str:
-        """The C2PA A.8 wrapper for `labelled` (appended after it), or empty when C2PA is off."""
-        if "c2pa" not in self.config.labels:
-            return ""
-        info = GenerationInfo(model_name=self.loaded.name, watermark_scheme=self.key.scheme,
-                              watermark_key_id=self.key.key_id, content_id=content_id,
-                              detection_endpoint=self.config.detection_endpoint)
-        body = labelled.encode("utf-8")
-        signed = sign_content(body, _OUTPUT_FILENAME, self.config.credentials, info)
-        if not signed.startswith(body):  # the A.8 carrier only ever appends; anything else would garble a stream
-            raise RuntimeError("C2PA signing changed the text instead of appending a wrapper")
-        return signed[len(body) :].decode("utf-8")
-
-    def issue(self, generated: str, num_tokens: int, finish_reason: str) -> Issued:
-        """Label one generated text, record it, and return what the client gets."""
-        content_id = new_content_id()
-        labelled = self.notice_prefix() + generated
-        text = labelled + self.manifest_suffix(labelled, content_id)
-        self.record(content_id, text, generated)
-        return Issued(content_id, text, generated, num_tokens, finish_reason)
-
-    def record(self, content_id: str, text: str, generated: str, *, replace: bool = False,
-               issued_at: datetime | None = None) -> None:
-        """Store what was issued; ``replace``: overwrite the stream's earlier record of the same content id."""
-        record = IssuedRecord(content_id=content_id, text=text, key_id=self.key.key_id, model=self.loaded.name,
-                              profile=self.config.profile, issued_at=issued_at or datetime.now(UTC),
-                              generated_text=generated)
-        (self.registry.replace if replace else self.registry.record)(record)
 
     # --- generation -------------------------------------------------------------------------------
 

@@ -53,6 +53,8 @@ class Evidence:
     watermark_error: str | None = None
     registry: dict[str, Any] | None = None
     registry_error: str | None = None
+    # Why there is no watermark to check: the generator is known not to watermark (a gateway's upstream).
+    watermark_absent: str | None = None
     input_errors: list[InputError] = field(default_factory=list)
     extracted: ExtractedText | None = None
 
@@ -127,10 +129,10 @@ def _run_registry_lookup(lookup: RegistryLookup, text: str) -> tuple[dict[str, A
 
 def gather_evidence(
     content: bytes, filename: str | None, *, trust_anchors: bytes | None, watermark_check: WatermarkCheck | None,
-    registry_lookup: RegistryLookup | None = None,
+    registry_lookup: RegistryLookup | None = None, watermark_absent: str | None = None,
 ) -> Evidence:
     carrier = detect_carrier(content, filename)
-    evidence = Evidence(carrier=carrier)
+    evidence = Evidence(carrier=carrier, watermark_absent=watermark_absent if watermark_check is None else None)
     try:
         evidence.extracted = visible_text(content, carrier)
         evidence.text = evidence.extracted.text
@@ -207,6 +209,8 @@ def _watermark_detected(evidence: Evidence, profile: Profile) -> tuple[str, str]
     if evidence.watermark_error:
         return NOT_CHECKED, evidence.watermark_error
     if evidence.watermark is None:
+        if evidence.watermark_absent:  # said as it is: a layer the generator does not have is missing, not unchecked
+            return MISSING, f"no watermark layer: {evidence.watermark_absent}"
         return NOT_CHECKED, "watermark not checked (pass --key KEYFILE)"
     mark = evidence.watermark
     summary = f"scheme {mark['scheme']}, key {mark['key_id']}, p={mark['p_value']:.3g}, {mark['num_scored_tokens']} tokens scored"
@@ -241,7 +245,9 @@ def _machine_readable_mark(evidence: Evidence, profile: Profile) -> tuple[str, s
         return SATISFIED, "; ".join(marks)
     if report is not None and report.present:
         return VIOLATED, "C2PA manifest does not verify: " + _c2pa_failure_detail(report)
-    unchecked = " ; watermark not checked (pass --key KEYFILE)" if evidence.watermark is None else ""
+    unchecked = " ; watermark not checked (pass --key KEYFILE)" if evidence.watermark is None and not evidence.watermark_absent else ""
+    if evidence.watermark_absent:
+        return MISSING, f"no valid C2PA manifest; no watermark layer: {evidence.watermark_absent}"
     return (NOT_CHECKED if unchecked else MISSING), "no valid C2PA manifest" + (unchecked or "; no watermark detected")
 
 
@@ -321,6 +327,8 @@ def _layers(evidence: Evidence) -> dict[str, Any]:
     watermark: dict[str, Any] = {"checked": evidence.watermark is not None, "result": evidence.watermark}
     if evidence.watermark_error:
         watermark["error"] = evidence.watermark_error
+    if evidence.watermark_absent:
+        watermark["applicable"], watermark["absent"] = False, evidence.watermark_absent
     registry: dict[str, Any] = {"checked": evidence.registry is not None,
                                 "matches": evidence.registry["matches"] if evidence.registry else []}
     if evidence.registry_error:
@@ -343,6 +351,7 @@ def verify(
     trust_anchors: bytes | None = None,
     watermark_check: WatermarkCheck | None = None,
     registry_lookup: RegistryLookup | None = None,
+    watermark_absent: str | None = None,
 ) -> VerificationReport:
     """Inspect every layer of `content` and judge it against `profile` ('kr', 'cn', 'eu', 'all' or a list).
 
@@ -350,13 +359,15 @@ def verify(
     at least {"watermarked", "p_value", "scheme", "key_id", "num_scored_tokens"}; a check with a `filename`
     keyword is called `check(text, filename=filename)`, so it can pick the code gate from the extension. `registry_lookup(text)` returns
     {"matches": [...]}, the outputs a provenance registry issued that this text copies (evidence, no verdict).
+    `watermark_absent`: with no `watermark_check`, why the text has no watermark to check (its generator does
+    not watermark); the watermark requirements then say so, as missing, instead of "not checked".
     """
     names = list(PROFILES) if profile == "all" else ([profile] if isinstance(profile, str) else list(profile))
     unknown = [name for name in names if name not in PROFILES]
     if unknown or not names:
         raise ValueError(f"unknown profile {', '.join(unknown) or '(none)'}; choose from {', '.join(PROFILES)} or all")
     evidence = gather_evidence(content, filename, trust_anchors=trust_anchors, watermark_check=watermark_check,
-                               registry_lookup=registry_lookup)
+                               registry_lookup=registry_lookup, watermark_absent=watermark_absent)
     results = tuple(
         ProfileResult(name, PROFILES[name].title, tuple(_judge(r, evidence, PROFILES[name]) for r in PROFILES[name].requirements))
         for name in names
