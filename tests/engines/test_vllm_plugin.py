@@ -1,0 +1,206 @@
+"""aimark's schemes inside vLLM (aimark.engines.vllm_plugin), checked in vLLM's own virtualenv.
+
+- The plugin class, driven as vLLM's V1 runner drives it (tests/engines/vllm_plugin_driver.py: requests joining,
+  leaving, moved, swapped, preempted and re-added, a step processed twice), gives the logits aimark's
+  transformers processor gives for each request, bit for bit, for SynthID, KGW and Gumbel keys.
+- A real vLLM server (the ``vllm_server`` fixture; marked ``vllm``, one server for the session): each scheme's
+  completions are detected by aimark at p < 1e-3, opted-out ones are not, every Gumbel choice is the one
+  aimark's processor makes from the logits vLLM reports, and bad aimark options are an HTTP 400.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aimark.keys import save_key
+from tests.helpers import seeded_keys, session_seed
+from tests.services import vllm_python
+
+DRIVER = Path(__file__).with_name("vllm_plugin_driver.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+# -- the plugin class itself, in vLLM's virtualenv -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def driven(tmp_path_factory):
+    """The driver's report for one run over six keys (default and small-context ones, so contexts repeat)."""
+    python = vllm_python()
+    directory = tmp_path_factory.mktemp("vllm-plugin-keys")
+    stream = seeded_keys("vllm-plugin-driver")
+    keys = [stream("synthid"), stream("kgw"), stream("gumbel"), stream("synthid", ngram_len=2), stream("gumbel", context_width=1),
+            stream("kgw", context_width=1, seeding_scheme="lefthash")]
+    paths = [str(save_key(key, directory / f"key-{index}.json")) for index, key in enumerate(keys)]
+    job = {"key_paths": paths, "seed": session_seed(), "requests": 24}
+    completed = subprocess.run(
+        [str(python), str(DRIVER)], check=False, input=json.dumps(job), capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout), keys
+
+
+def test_plugin_gives_the_transformers_processors_logits_under_continuous_batching(driven):
+    report, _ = driven
+    counts = report["counts"]
+    assert counts["mismatches"] == 0, report["mismatch_examples"]
+    assert counts["passthrough_mismatches"] == 0  # opted-out and greedy rows are left as vLLM made them
+    # The run exercised what it claims to: the schemes changed rows, contexts repeated (dedup), also across a
+    # preemption (the re-added request's history is replayed), and the batch was reshaped every way.
+    assert counts["compared"] > 300 and counts["changed_by_scheme"] > counts["compared"] // 2
+    assert counts["repeated_contexts"] > 20 and counts["repeats_across_preemption"] > 0
+    assert counts["passthrough"] > 50 and counts["moves"] > 0 and counts["swaps"] > 0
+    assert counts["readded"] > 0 and counts["repeat_apply"] > 0
+
+
+def test_bad_aimark_options_are_refused_with_clear_errors(driven):
+    report, keys = driven
+    errors = report["validation_errors"]
+    assert "aimark_top_p" in errors["top_p"] and "top_p=0.9" in errors["top_p"]
+    assert "aimark_topk" in errors["unknown_option"] and "aimark_top_k" in errors["unknown_option"]
+    assert "synthid-0000000000000000" in errors["unknown_key"] and keys[0].key_id in errors["unknown_key"]
+    assert "aimark_watermark" in errors["watermark_flag"]
+    assert "aimark_top_k" in errors["top_k_range"]
+    assert "disagree" in errors["top_k_conflict"]
+    assert "aimark_top_p" in errors["top_p_range"]
+    assert "--no-async-scheduling" in report["async_error"]
+    blob = json.dumps(report)
+    assert not any(key.secret.hex() in blob for key in keys)
+
+
+# -- a real vLLM server ------------------------------------------------------------------------------------
+
+PROMPTS = [
+    "Write a short paragraph about the history of paper.",
+    "Explain how a bicycle stays upright.",
+    "Describe a walk through a city market in the morning.",
+    "Tell a short story about a lighthouse keeper.",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from aimark.engines import load_tokenizer
+
+    return load_tokenizer()
+
+
+def complete(server, prompt: str, tokenizer, **fields) -> dict:
+    import httpx
+
+    from aimark.engines import format_prompt
+
+    # aimark's own sampling defaults for prose (engines/generation.py): top-k 50, repetition penalty 1.15.
+    body = {"model": server.model, "prompt": format_prompt(tokenizer, prompt), "max_tokens": 120, "min_tokens": 120,
+            "temperature": 1.0, "top_k": 50, "repetition_penalty": 1.15, **fields}
+    response = httpx.post(f"{server.base_url}/v1/completions", json=body, timeout=600)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def complete_all(server, tokenizer, prompts, **fields) -> list[dict]:
+    """Concurrent requests, so the server batches them (continuous batching)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        return list(pool.map(lambda p: complete(server, p, tokenizer, **fields), prompts))
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("scheme", ["synthid", "kgw", "gumbel"])
+def test_live_completions_are_detected_for_each_scheme(vllm_server, tokenizer, scheme):
+    from aimark.detect import Detector
+
+    # synthid is the server's default key: its requests name no key at all.
+    xargs = {} if scheme == "synthid" else {"vllm_xargs": {"aimark_key_id": vllm_server.key_ids[scheme]}}
+    answers = complete_all(vllm_server, tokenizer, PROMPTS[:2], **xargs)
+    detector = Detector(vllm_server.keys[scheme], tokenizer)
+    for answer in answers:
+        text = answer["choices"][0]["text"]
+        result = detector.detect(text)
+        assert result.p_value < 1e-3, f"{scheme}: p={result.p_value:.3g}, {result.num_scored_tokens} scored: {text[:80]!r}"
+
+
+@pytest.mark.vllm
+def test_live_opted_out_completions_are_not_watermarked(vllm_server, tokenizer):
+    from aimark.detect import Detector
+
+    answers = complete_all(vllm_server, tokenizer, PROMPTS, vllm_xargs={"aimark_watermark": False})
+    # 12 exact p-values of unwatermarked text: each below 1e-5 with chance 1e-5 (a watermark would be far below).
+    for scheme, key in vllm_server.keys.items():
+        detector = Detector(key, tokenizer)
+        for answer in answers:
+            result = detector.detect(answer["choices"][0]["text"])
+            assert result.num_scored_tokens > 20 and result.p_value > 1e-5, (scheme, result.p_value)
+
+
+@pytest.mark.vllm
+def test_live_gumbel_choices_are_aimarks_on_the_logits_vllm_reports(vllm_server, tokenizer):
+    """Each Gumbel token vLLM sampled is the one aimark's transformers processor picks from vLLM's own top-50
+    log-probabilities of that step (raw, before temperature): the plugin's context, dedup and candidate set are
+    aimark's. Only a near-tie of the Gumbel race (float32 rounding between logits and log-probabilities) may
+    differ."""
+    import httpx
+
+    from aimark.engines import format_prompt
+    from aimark.schemes import scheme_for_key
+    from aimark.schemes.processor import WatermarkLogitsProcessor
+
+    key = vllm_server.keys["gumbel"]
+    scheme = scheme_for_key(key)
+    temperature, top_k = 0.8, 50
+    # No repetition penalty: vLLM reports log-probabilities from before penalties, the plugin sees them after.
+    answers = complete_all(vllm_server, tokenizer, PROMPTS, temperature=temperature, top_k=top_k, logprobs=top_k,
+                           repetition_penalty=1.0, return_tokens_as_token_ids=True, vllm_xargs={"aimark_key_id": key.key_id})
+    checked = agreed = 0
+    for prompt, answer in zip(PROMPTS, answers):
+        prompt_ids = httpx.post(f"{vllm_server.base_url}/tokenize", json={"model": vllm_server.model, "prompt": format_prompt(tokenizer, prompt)},
+                                timeout=60).json()["tokens"]
+        logprobs = answer["choices"][0]["logprobs"]
+        output = [int(token.split(":")[1]) for token in logprobs["tokens"]]
+        reference = WatermarkLogitsProcessor(scheme, top_k=top_k, temperature=temperature)
+        for step, (token, top) in enumerate(zip(output, logprobs["top_logprobs"])):
+            best = sorted(((value, int(name.split(":")[1])) for name, value in top.items()), reverse=True)[:top_k]
+            scores = torch.full((1, len(tokenizer)), float("-inf"))
+            scores[0, [t for _, t in best]] = torch.tensor([v for v, _ in best])
+            row = reference(torch.tensor([prompt_ids + output[:step]]), scores)[0]
+            if int(torch.isfinite(row).sum()) != 1:
+                continue  # a repeated context: ordinary sampling, nothing to compare
+            checked += 1
+            chosen = int(torch.argmax(row))
+            if chosen == token:
+                agreed += 1
+                continue
+            # A disagreement is allowed only where aimark's own race between the two tokens is a near-tie.
+            window = np.asarray((prompt_ids + output[:step])[-scheme.context_width :])[None]
+            log_probs = torch.log_softmax(torch.tensor([v for v, _ in best]) / temperature, dim=-1).double().numpy()
+            ids = [t for _, t in best]
+            race = np.log(scheme.uniforms(scheme.context_keys(window), np.asarray([ids]))[0]) / np.exp(log_probs)
+            values = dict(zip(ids, race))
+            assert token in values and abs(values[chosen] - values[token]) <= 1e-4 * abs(values[chosen]), (step, chosen, token)
+    assert checked > 80, checked
+    assert agreed >= checked - 2, (agreed, checked)
+
+
+@pytest.mark.vllm
+def test_live_bad_aimark_options_are_http_400(vllm_server, tokenizer):
+    import httpx
+
+    from aimark.engines import format_prompt
+
+    base = {"model": vllm_server.model, "prompt": format_prompt(tokenizer, PROMPTS[0]), "max_tokens": 4}
+    response = httpx.post(f"{vllm_server.base_url}/v1/completions", json={**base, "top_p": 0.9}, timeout=120)
+    assert response.status_code == 400 and "aimark_top_p" in response.text
+    response = httpx.post(f"{vllm_server.base_url}/v1/completions", json={**base, "vllm_xargs": {"aimark_key_id": "kgw-0"}}, timeout=120)
+    assert response.status_code == 400 and "kgw-0" in response.text
+    assert not any(key.secret.hex() in response.text for key in vllm_server.keys.values())
+    # An opted-out request may use vLLM's own top_p: nothing of aimark's runs on it.
+    response = httpx.post(f"{vllm_server.base_url}/v1/completions", json={**base, "top_p": 0.9, "vllm_xargs": {"aimark_watermark": "off"}}, timeout=120)
+    assert response.status_code == 200, response.text
