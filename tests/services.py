@@ -121,8 +121,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_vllm_server(directory: Path, keys: dict, model_dir: Path) -> VLLMServer:
-    """Start vLLM's OpenAI server on the embedded model with aimark's plugin; return once /health answers."""
+def start_vllm_server(directory: Path, keys: dict, model_dir: Path, *, plugin: bool = True, async_scheduling: bool = False) -> VLLMServer:
+    """Start vLLM's OpenAI server on the embedded model with aimark's plugin (or, ``plugin=False``, plain vLLM,
+    as bench/engines compares; async scheduling only without the plugin); return once /health answers."""
     import httpx
 
     from aimark.keys import save_key
@@ -147,8 +148,8 @@ def start_vllm_server(directory: Path, keys: dict, model_dir: Path) -> VLLMServe
     command = [
         str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
         "--served-model-name", VLLM_SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", "1024", "--max-logprobs", "50", "--no-async-scheduling",
-        "--logits-processors", VLLM_PLUGIN,
+        "--max-model-len", "1024", "--max-logprobs", "50", "--async-scheduling" if async_scheduling else "--no-async-scheduling",
+        *(["--logits-processors", VLLM_PLUGIN] if plugin else []),
     ]
     log_path = directory / "vllm-server.log"
     with open(log_path, "wb") as log:

@@ -155,10 +155,10 @@ def test_live_gumbel_choices_are_aimarks_on_the_logits_vllm_reports(vllm_server,
 
     key = vllm_server.keys["gumbel"]
     scheme = scheme_for_key(key)
-    temperature, top_k = 0.8, 50
+    temperature, top_k, min_tokens = 0.8, 50, 120
     # No repetition penalty: vLLM reports log-probabilities from before penalties, the plugin sees them after.
     answers = complete_all(vllm_server, tokenizer, PROMPTS, temperature=temperature, top_k=top_k, logprobs=top_k,
-                           repetition_penalty=1.0, return_tokens_as_token_ids=True, vllm_xargs={"aimark_key_id": key.key_id})
+                           repetition_penalty=1.0, min_tokens=min_tokens, return_tokens_as_token_ids=True, vllm_xargs={"aimark_key_id": key.key_id})
     checked = agreed = 0
     for prompt, answer in zip(PROMPTS, answers):
         prompt_ids = httpx.post(f"{vllm_server.base_url}/tokenize", json={"model": vllm_server.model, "prompt": format_prompt(tokenizer, prompt)},
@@ -170,6 +170,10 @@ def test_live_gumbel_choices_are_aimarks_on_the_logits_vllm_reports(vllm_server,
             best = sorted(((value, int(name.split(":")[1])) for name, value in top.items()), reverse=True)[:top_k]
             scores = torch.full((1, len(tokenizer)), float("-inf"))
             scores[0, [t for _, t in best]] = torch.tensor([v for v, _ in best])
+            if step < min_tokens:
+                # vLLM's min_tokens processor (before the plugin, as transformers' min_new_tokens is before aimark's)
+                # masks the end-of-sequence token; the log-probabilities it reports are from before that.
+                scores[0, tokenizer.eos_token_id] = float("-inf")
             row = reference(torch.tensor([prompt_ids + output[:step]]), scores)[0]
             if int(torch.isfinite(row).sum()) != 1:
                 continue  # a repeated context: ordinary sampling, nothing to compare
