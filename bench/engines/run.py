@@ -6,7 +6,8 @@
 Needs vLLM's virtualenv (``bash scripts/vllm_venv.sh``). Servers are started one after another, as a user
 starts them (tests/services.py's launcher: V1 runner on CPU, ``--no-async-scheduling``, the embedded Gemma 3
 270M), and each is measured with the same prompts: every request asks for exactly ``--tokens`` new tokens
-(``min_tokens`` = ``max_tokens``), temperature 1, top-k 50, repetition penalty 1.15 (aimark's prose defaults),
+(``min_tokens`` = ``max_tokens``), temperature 1, top-k 50 (vLLM's ``top_k``, or for watermarked requests
+``aimark_top_k``, which replaces it), repetition penalty 1.15 (aimark's prose defaults),
 from 1, 4 and 16 concurrent clients. Rows:
 
 - vLLM plain, with its default async scheduling (what a server runs without aimark);
@@ -78,9 +79,15 @@ def measure(server, prompts: list[str], clients: int, tokens: int, xargs: dict |
                         return
                     prompt = queue.pop(0)
                 body = {"model": server.model, "prompt": formatted[prompt], "max_tokens": tokens, "min_tokens": tokens,
-                        "temperature": 1.0, "top_k": 50, "repetition_penalty": 1.15}
-                if xargs:
-                    body["vllm_xargs"] = xargs
+                        "temperature": 1.0, "repetition_penalty": 1.15}
+                if xargs and xargs.get("aimark_watermark") != "off":
+                    # The plugin's top-k (aimark_top_k, default 50) replaces vLLM's: a request top_k=50 would
+                    # give the same distribution and cost one more top-k pass over the vocabulary.
+                    body["vllm_xargs"] = {**xargs, "aimark_top_k": 50}
+                else:
+                    body["top_k"] = 50
+                    if xargs:
+                        body["vllm_xargs"] = xargs
                 started = time.perf_counter()
                 response = http.post(f"{server.base_url}/v1/completions", json=body)
                 elapsed = time.perf_counter() - started

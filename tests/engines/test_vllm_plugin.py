@@ -29,39 +29,47 @@ REPO = Path(__file__).resolve().parents[2]
 
 # -- the plugin class itself, in vLLM's virtualenv -----------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def driven(tmp_path_factory):
-    """The driver's report for one run over six keys (default and small-context ones, so contexts repeat)."""
-    python = vllm_python()
-    directory = tmp_path_factory.mktemp("vllm-plugin-keys")
-    stream = seeded_keys("vllm-plugin-driver")
-    keys = [stream("synthid"), stream("kgw"), stream("gumbel"), stream("synthid", ngram_len=2), stream("gumbel", context_width=1),
-            stream("kgw", context_width=1, seeding_scheme="lefthash")]
-    paths = [str(save_key(key, directory / f"key-{index}.json")) for index, key in enumerate(keys)]
+def drive(python, directory: Path, keys, label: str) -> dict:
+    paths = [str(save_key(key, directory / f"{label}-key-{index}.json")) for index, key in enumerate(keys)]
     job = {"key_paths": paths, "seed": session_seed(), "requests": 24}
     completed = subprocess.run(
         [str(python), str(DRIVER)], check=False, input=json.dumps(job), capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    return json.loads(completed.stdout), keys
+    return json.loads(completed.stdout)
 
 
-def test_plugin_gives_the_transformers_processors_logits_under_continuous_batching(driven):
-    report, _ = driven
+@pytest.fixture(scope="module")
+def driven(tmp_path_factory):
+    """The driver's reports: six keys (default and small-context ones, so contexts repeat; batches mix keys),
+    and one small-context Gumbel key alone (whole batches of one group: the processor's in-place path)."""
+    python = vllm_python()
+    directory = tmp_path_factory.mktemp("vllm-plugin-keys")
+    stream = seeded_keys("vllm-plugin-driver")
+    keys = [stream("synthid"), stream("kgw"), stream("gumbel"), stream("synthid", ngram_len=2), stream("gumbel", context_width=1),
+            stream("kgw", context_width=1, seeding_scheme="lefthash")]
+    return {"mixed": drive(python, directory, keys, "mixed"), "one key": drive(python, directory, keys[4:5], "one")}, keys
+
+
+@pytest.mark.parametrize("run", ["mixed", "one key"])
+def test_plugin_gives_the_transformers_processors_logits_under_continuous_batching(driven, run):
+    report = driven[0][run]
     counts = report["counts"]
     assert counts["mismatches"] == 0, report["mismatch_examples"]
     assert counts["passthrough_mismatches"] == 0  # opted-out and greedy rows are left as vLLM made them
     # The run exercised what it claims to: the schemes changed rows, contexts repeated (dedup), also across a
     # preemption (the re-added request's history is replayed), and the batch was reshaped every way.
-    assert counts["compared"] > 300 and counts["changed_by_scheme"] > counts["compared"] // 2
+    # (One context-width-1 key over six likely tokens: most contexts repeat, so fewer rows are watermarked.)
+    assert counts["compared"] > 300 and counts["changed_by_scheme"] > counts["compared"] // 4
     assert counts["repeated_contexts"] > 20 and counts["repeats_across_preemption"] > 0
     assert counts["passthrough"] > 50 and counts["moves"] > 0 and counts["swaps"] > 0
     assert counts["readded"] > 0 and counts["repeat_apply"] > 0
 
 
 def test_bad_aimark_options_are_refused_with_clear_errors(driven):
-    report, keys = driven
+    reports, keys = driven
+    report = reports["mixed"]
     errors = report["validation_errors"]
     assert "aimark_top_p" in errors["top_p"] and "top_p=0.9" in errors["top_p"]
     assert "aimark_topk" in errors["unknown_option"] and "aimark_top_k" in errors["unknown_option"]

@@ -240,9 +240,9 @@ class AimarkWatermarkProcessor(LogitsProcessor):
         if not self._requests:
             return logits
         groups: dict[tuple[str, int, float], list[int]] = {}
-        for index, request in self._requests.items():
+        for index in sorted(self._requests):
             if index < logits.shape[0]:
-                settings = request.settings
+                settings = self._requests[index].settings
                 groups.setdefault((settings.key_id, settings.top_k, settings.top_p), []).append(index)
         for (key_id, top_k, top_p), rows in groups.items():
             self._apply_group(logits, self._schemes[key_id], rows, top_k, top_p)
@@ -250,8 +250,10 @@ class AimarkWatermarkProcessor(LogitsProcessor):
 
     def _apply_group(self, logits: torch.Tensor, scheme: WatermarkScheme, rows: list[int], top_k: int, top_p: float) -> None:
         """What WatermarkLogitsProcessor.__call__ does, on rows whose temperature vLLM has already applied."""
+        # Every row of the batch, in order (the usual case): work on the logits in place, no row copies.
+        whole = rows == list(range(logits.shape[0]))
         index = torch.tensor(rows, dtype=torch.long, device=logits.device)
-        scores = logits.index_select(0, index)
+        scores = logits if whole else logits.index_select(0, index)
         log_probs, top_ids = top_candidates(scores, top_k=top_k, temperature=1.0, top_p=top_p)
         log_np = log_probs.detach().cpu().numpy().astype(np.float64)
         candidates = top_ids.cpu().numpy()
@@ -266,9 +268,12 @@ class AimarkWatermarkProcessor(LogitsProcessor):
             marked = np.asarray(with_context)[fresh]
             if len(marked):
                 new_log_weights[marked] = scheme.reweight(log_np[marked], candidates[marked], window_array[fresh], context_keys[fresh])
-        out = torch.full_like(scores, float("-inf"))
-        out.scatter_(1, top_ids, torch.from_numpy(new_log_weights).to(device=scores.device, dtype=scores.dtype))
-        logits.index_copy_(0, index, out)
+        values = torch.from_numpy(new_log_weights).to(device=logits.device, dtype=logits.dtype)
+        if whole:
+            logits.fill_(float("-inf")).scatter_(1, top_ids, values)
+        else:
+            logits.index_fill_(0, index, float("-inf"))
+            logits[index.unsqueeze(1), top_ids] = values
 
 
 _VALIDATION_KEYS: tuple[str, tuple[str, ...]] | None = None
