@@ -148,7 +148,7 @@ def start_vllm_server(directory: Path, keys: dict, model_dir: Path, *, plugin: b
     command = [
         str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
         "--served-model-name", VLLM_SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", "1024", "--max-logprobs", "50", "--async-scheduling" if async_scheduling else "--no-async-scheduling",
+        "--max-model-len", "1024", "--max-logprobs", "64", "--async-scheduling" if async_scheduling else "--no-async-scheduling",
         *(["--logits-processors", VLLM_PLUGIN] if plugin else []),
     ]
     log_path = directory / "vllm-server.log"

@@ -153,7 +153,8 @@ def test_live_opted_out_completions_are_not_watermarked(vllm_server, tokenizer):
 def test_live_gumbel_choices_are_aimarks_on_the_logits_vllm_reports(vllm_server, tokenizer):
     """Each Gumbel token vLLM sampled is the one aimark's transformers processor picks from vLLM's own top-50
     log-probabilities of that step (raw, before temperature): the plugin's context, dedup and candidate set are
-    aimark's. Only a near-tie of the Gumbel race (float32 rounding between logits and log-probabilities) may
+    aimark's. Only a near-tie of the Gumbel race (float32 rounding between logits and log-probabilities), or a
+    tie of log-probabilities across the top-k boundary (which tied token torch.topk keeps is arbitrary), may
     differ."""
     import httpx
 
@@ -165,9 +166,12 @@ def test_live_gumbel_choices_are_aimarks_on_the_logits_vllm_reports(vllm_server,
     scheme = scheme_for_key(key)
     temperature, top_k, min_tokens = 0.8, 50, 120
     # No repetition penalty: vLLM reports log-probabilities from before penalties, the plugin sees them after.
-    answers = complete_all(vllm_server, tokenizer, PROMPTS, temperature=temperature, top_k=top_k, logprobs=top_k,
-                           repetition_penalty=1.0, min_tokens=min_tokens, return_tokens_as_token_ids=True, vllm_xargs={"aimark_key_id": key.key_id})
-    checked = agreed = 0
+    # More log-probabilities than candidates: a tie across the top-k boundary (bfloat16 logits tie often) makes
+    # the candidate set torch.topk's arbitrary pick among the tied tokens, in vLLM and in the reference alike.
+    answers = complete_all(vllm_server, tokenizer, PROMPTS, temperature=temperature, top_k=top_k, logprobs=top_k + 2,
+                           repetition_penalty=1.0, min_tokens=min_tokens, return_tokens_as_token_ids=True,
+                           vllm_xargs={"aimark_key_id": key.key_id})
+    checked = agreed = boundary_ties = 0
     for prompt, answer in zip(PROMPTS, answers):
         prompt_ids = httpx.post(f"{vllm_server.base_url}/tokenize", json={"model": vllm_server.model, "prompt": format_prompt(tokenizer, prompt)},
                                 timeout=60).json()["tokens"]
@@ -175,13 +179,14 @@ def test_live_gumbel_choices_are_aimarks_on_the_logits_vllm_reports(vllm_server,
         output = [int(token.split(":")[1]) for token in logprobs["tokens"]]
         reference = WatermarkLogitsProcessor(scheme, top_k=top_k, temperature=temperature)
         for step, (token, top) in enumerate(zip(output, logprobs["top_logprobs"])):
-            best = sorted(((value, int(name.split(":")[1])) for name, value in top.items()), reverse=True)[:top_k]
-            scores = torch.full((1, len(tokenizer)), float("-inf"))
-            scores[0, [t for _, t in best]] = torch.tensor([v for v, _ in best])
+            ranked = sorted(((value, int(name.split(":")[1])) for name, value in top.items()), reverse=True)
             if step < min_tokens:
                 # vLLM's min_tokens processor (before the plugin, as transformers' min_new_tokens is before aimark's)
                 # masks the end-of-sequence token; the log-probabilities it reports are from before that.
-                scores[0, tokenizer.eos_token_id] = float("-inf")
+                ranked = [(value, t) for value, t in ranked if t != tokenizer.eos_token_id]
+            best = ranked[:top_k]
+            scores = torch.full((1, len(tokenizer)), float("-inf"))
+            scores[0, [t for _, t in best]] = torch.tensor([v for v, _ in best])
             row = reference(torch.tensor([prompt_ids + output[:step]]), scores)[0]
             if int(torch.isfinite(row).sum()) != 1:
                 continue  # a repeated context: ordinary sampling, nothing to compare
@@ -190,7 +195,12 @@ def test_live_gumbel_choices_are_aimarks_on_the_logits_vllm_reports(vllm_server,
             if chosen == token:
                 agreed += 1
                 continue
-            # A disagreement is allowed only where aimark's own race between the two tokens is a near-tie.
+            boundary = best[-1][0]
+            tied = {t for value, t in ranked if value == boundary}
+            if len(ranked) > top_k and ranked[top_k][0] == boundary and (chosen in tied or token in tied):
+                boundary_ties += 1  # vLLM's top-k kept another of the tied tokens: another candidate set
+                continue
+            # Otherwise a disagreement is allowed only where aimark's own race between the two is a near-tie.
             window = np.asarray((prompt_ids + output[:step])[-scheme.context_width :])[None]
             log_probs = torch.log_softmax(torch.tensor([v for v, _ in best]) / temperature, dim=-1).double().numpy()
             ids = [t for _, t in best]
@@ -198,7 +208,8 @@ def test_live_gumbel_choices_are_aimarks_on_the_logits_vllm_reports(vllm_server,
             values = dict(zip(ids, race))
             assert token in values and abs(values[chosen] - values[token]) <= 1e-4 * abs(values[chosen]), (step, chosen, token)
     assert checked > 80, checked
-    assert agreed >= checked - 2, (agreed, checked)
+    # A boundary tie changes the choice only where a tied last candidate wins the race: rare (2 of 300 here).
+    assert agreed + boundary_ties >= checked - 2 and boundary_ties <= max(3, checked // 50), (agreed, boundary_ties, checked)
 
 
 @pytest.mark.vllm
