@@ -1,6 +1,6 @@
 """aimark's watermark schemes inside vLLM: a V1 logits processor for ``vllm serve``.
 
-    AIMARK_VLLM_KEYS=key.json vllm serve MODEL --no-async-scheduling \\
+    AIMARK_VLLM_KEYS=key.json VLLM_USE_V2_MODEL_RUNNER=0 vllm serve MODEL --no-async-scheduling \\
         --logits-processors aimark.engines.vllm_plugin:AimarkWatermarkProcessor
 
 Every sampled (temperature > 0) request is watermarked with the first key of ``AIMARK_VLLM_KEYS`` (a key
@@ -23,7 +23,9 @@ with vLLM's own watermark. Gumbel's choice is a deterministic function of the ke
 SynthID's tournament and KGW are distributions vLLM's sampler draws from with its own generator.
 
 The processor reads every request's running output tokens, which with async scheduling hold
-placeholders (vLLM issue #52461): the server must run with ``--no-async-scheduling``.
+placeholders (vLLM issue #52461): the server must run with ``--no-async-scheduling``. It implements the V1
+model runner's interface (``vllm.v1.sample.logits_processor``); Model Runner V2, vLLM's default where Triton
+is available, takes processors of another interface, hence ``VLLM_USE_V2_MODEL_RUNNER=0``.
 """
 
 from __future__ import annotations
