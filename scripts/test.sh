@@ -11,5 +11,10 @@ if bash scripts/ci_services.sh; then
 else
   echo "warning: could not start PostgreSQL/Chromium; tests that need them will be skipped (or fail under CI=true)" >&2
 fi
+# vLLM's own virtualenv with aimark in it, for the tests that run aimark's plugin inside a real vLLM server
+# (tests/engines/test_vllm_plugin.py). Without it those tests skip locally; under CI=true they fail.
+if ! bash scripts/vllm_venv.sh; then
+  echo "warning: could not make vLLM's virtualenv (scripts/vllm_venv.sh); the vLLM tests will be skipped (or fail under CI=true)" >&2
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/python -m pytest -q "$@"

@@ -172,3 +172,27 @@ def browser():
         launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """A real vLLM OpenAI server (vLLM's own virtualenv, V1 runner on CPU) of the embedded Gemma 3 270M with
+    aimark's logits processor, one per test session (starting it takes minutes; tests share it).
+
+    ``.base_url`` ("http://127.0.0.1:PORT", no /v1), ``.model`` (the served name), ``.key_path`` (the key file
+    requests are watermarked with by default; ``.keys``/``.key_paths``/``.key_ids`` by scheme: synthid (the
+    default), kgw, gumbel). Skips without the virtualenv (AIMARK_VLLM_VENV, default /work/vllm-venv), fails
+    under CI=true.
+    """
+    from aimark.engines.models import embedded_model_dir
+    from tests.helpers import seeded_keys
+    from tests.services import start_vllm_server, vllm_python
+
+    vllm_python()
+    stream = seeded_keys("vllm-server")
+    keys = {scheme: stream(scheme) for scheme in ("synthid", "kgw", "gumbel")}
+    server = start_vllm_server(tmp_path_factory.mktemp("vllm-server"), keys, embedded_model_dir())
+    try:
+        yield server
+    finally:
+        server.stop()

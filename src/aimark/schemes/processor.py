@@ -62,7 +62,9 @@ def top_candidates(scores: torch.Tensor, *, top_k: int, temperature: float, top_
     log-probability -inf and the rest are renormalised.
     """
     k = min(top_k, scores.shape[-1])
-    top_values, top_ids = torch.topk(scores.float() / temperature, k, dim=-1)
+    # x / 1.0 == x exactly: skipping it saves a copy of the whole (batch, vocab) row block.
+    scaled = scores.float() if temperature == 1.0 else scores.float() / temperature
+    top_values, top_ids = torch.topk(scaled, k, dim=-1)
     log_probs = torch.log_softmax(top_values, dim=-1)
     if top_p < 1.0:
         probs = log_probs.exp()
