@@ -9,13 +9,15 @@ import pytest
 from tests.cli.conftest import run
 from tests.schemes.test_vllm import fixture
 
+# Long enough that no p-value's digits hold it by chance (with 42, one run's p-value did).
+SECRET = 8_914_273_650_417_093
 HUMAN = "The committee met on Tuesday to review the budget, and after a long discussion it agreed to postpone the vote until spring."
 
 
 @pytest.fixture
 def vllm_config(tmp_path):
     path = tmp_path / "vllm-watermark.json"
-    path.write_text(json.dumps({"algorithm": "dual_key_gumbel", "key": 42, "alpha": 0.3}))
+    path.write_text(json.dumps({"algorithm": "dual_key_gumbel", "key": SECRET, "alpha": 0.3}))
     return path
 
 
@@ -25,7 +27,7 @@ def test_detect_reads_a_vllm_watermark_config(vllm_config, tiny_model_dir):
     document = json.loads(result.stdout)
     assert document["scheme"] == "gumbel" and document["key_id"].startswith("gumbel-")
     assert document["watermarked"] is False and document["num_scored_tokens"] > 0
-    assert "42" not in result.stdout.replace(document["key_id"], "")
+    assert str(SECRET) not in result.stdout
 
 
 def test_malformed_vllm_config_is_a_one_line_error(tmp_path, tiny_model_dir):
