@@ -81,6 +81,7 @@ class VLLMServer:
     keys: dict
     log_path: Path
     process: subprocess.Popen
+    model_dir: Path | None = None  # the served model's directory: its tokenizer is the one detection needs
 
     @property
     def key_ids(self) -> dict[str, str]:
@@ -126,6 +127,7 @@ def start_vllm_server(directory: Path, keys: dict, model_dir: Path, *, plugin: b
     as bench/engines compares; async scheduling only without the plugin); return once /health answers."""
     import httpx
 
+    from aimark.engines.models import GEMMA_CHAT_TEMPLATE
     from aimark.keys import save_key
 
     python = vllm_python()
@@ -149,13 +151,15 @@ def start_vllm_server(directory: Path, keys: dict, model_dir: Path, *, plugin: b
         str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
         "--served-model-name", VLLM_SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
         "--max-model-len", "1024", "--max-logprobs", "64", "--async-scheduling" if async_scheduling else "--no-async-scheduling",
+        # The embedded GGUF ships no chat template; aimark's Gemma turn format serves /v1/chat/completions.
+        "--chat-template", str(GEMMA_CHAT_TEMPLATE),
         *(["--logits-processors", VLLM_PLUGIN] if plugin else []),
     ]
     log_path = directory / "vllm-server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=directory)
     server = VLLMServer(f"http://127.0.0.1:{port}", VLLM_SERVED_NAME, key_paths[next(iter(keys))], key_paths, dict(keys),
-                        log_path, process)
+                        log_path, process, Path(model_dir))
     deadline = time.monotonic() + VLLM_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

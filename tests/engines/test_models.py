@@ -195,3 +195,19 @@ def test_the_embedded_model_cache_is_a_standard_hugging_face_directory():
     loaded, info = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     assert names == set(models.standard_state_dict(loaded))
+
+
+def test_the_gemma_chat_template_writes_the_turns_aimarks_server_writes():
+    import jinja2
+
+    from aimark.engines.generation import _GEMMA_TURN
+    from aimark.engines.models import GEMMA_CHAT_TEMPLATE
+
+    template = jinja2.Environment().from_string(GEMMA_CHAT_TEMPLATE.read_text(encoding="utf-8"))
+    one = template.render(bos_token="<bos>", messages=[{"role": "user", "content": "Sea?"}], add_generation_prompt=True)
+    assert one == "<bos>" + _GEMMA_TURN.format(prompt="Sea?")
+    dialogue = [{"role": "system", "content": "Be brief."}, {"role": "developer", "content": "In English."},
+                {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Sea?"}]
+    assert template.render(bos_token="", messages=dialogue, add_generation_prompt=True) == (
+        "<start_of_turn>user\nBe brief.\n\nIn English.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n"
+        "<start_of_turn>user\nSea?<end_of_turn>\n<start_of_turn>model\n")

@@ -24,6 +24,8 @@ _CODE_ALIASES = {"embedded:code", "embedded:qwen2.5-coder-0.5b"}
 # ``model.embed_tokens.weight``, as ``save_pretrained`` writes it), so vLLM and strict loaders read it.
 # Format 1 caches (``architectures: null``, the embedding only as ``lm_head.weight``) are migrated in place.
 _CACHE_FORMAT = 2
+# Gemma's turn format as a chat template, for servers that need one (the embedded GGUF ships none).
+GEMMA_CHAT_TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "gemma_chat_template.jinja"
 
 Progress = Callable[[str], None]
 
