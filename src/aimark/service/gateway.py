@@ -145,8 +145,11 @@ class GatewayRuntime(IssuingRuntime):
         if self.upstream.api_key:
             headers["Authorization"] = f"Bearer {self.upstream.api_key}"
         timeout = httpx.Timeout(self.upstream.read_timeout_s, connect=self.upstream.connect_timeout_s)
+        # Idle connections expire before the upstream drops them: uvicorn (vLLM's server, aimark's own) closes an
+        # idle keep-alive connection after 5 s, httpx keeps one 5 s too, and a request sent on a connection the
+        # upstream is closing fails with no answer (a 502 seen once in the engines bench).
         limits = httpx.Limits(max_connections=self.upstream.max_connections,
-                              max_keepalive_connections=self.upstream.max_connections)
+                              max_keepalive_connections=self.upstream.max_connections, keepalive_expiry=2.0)
         # trust_env=False: no proxy or .netrc credentials from the environment reach an upstream nobody named.
         self.client = httpx.AsyncClient(base_url=self.upstream.base_url, headers=headers, timeout=timeout,
                                         limits=limits, trust_env=False, follow_redirects=False)
