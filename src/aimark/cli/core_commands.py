@@ -288,7 +288,8 @@ def _detect_jsonl(detector, source: str, language: Optional[str] = None) -> None
             text, _, error = parse_jsonl_line(raw_line, line_number)
             texts.append(text)
             errors.append(error)
-        results = iter(detector.detect_many([t for t in texts if t is not None], language=language))
+        # One tokenizer call and one scoring pass per chunk, as `detect --ray` batches (detect_many defaults to 64).
+        results = iter(detector.detect_many([t for t in texts if t is not None], batch_size=len(chunk), language=language))
         for text, error in zip(texts, errors):
             outcome = next(results) if text is not None else None
             if isinstance(outcome, Exception):

@@ -8,7 +8,7 @@ probability-mass terms; scipy.special computes the same values, but importing it
 Each term comes from Loader's saddle-point form of the pmf ("Fast and accurate computation of binomial
 probabilities", 2000; the form R's dbinom/dpois use), accurate to a few ulps even for billions of trials
 where lgamma differences lose digits. A tail sums its terms outwards from its start, where they fall
-monotonically (the pmf is log-concave), for 12 standard deviations or to the end of the support, and adds
+monotonically (the pmf is log-concave), for 10 standard deviations or to the end of the support, and adds
 a geometric bound on what is left out, so a tail is never understated. The smaller side is summed:
 P(X >= k) = 1 - P(X < k) through log1p when k lies below the mean.
 
@@ -25,8 +25,9 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 # stirlerr(n) = log(n!) - log(sqrt(2 pi n) (n/e)^n); below 16, from lgamma directly (no cancellation there).
 _STIRLERR_SMALL = np.array([0.0] + [math.lgamma(n + 1) - (n + 0.5) * math.log(n) + n - _HALF_LOG_2PI for n in range(1, 16)])
 _S0, _S1, _S2, _S3, _S4 = 1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188
-# Terms summed past a tail's start, in standard deviations (e^-72 of the first term beyond) plus a margin.
-_SPAN_SDS, _SPAN_MIN = 12.0, 64
+# Terms summed past a tail's start, in standard deviations (e^-50 of the first term beyond) plus a margin.
+_SPAN_SDS, _SPAN_MIN = 10.0, 48
+_PAD = 64
 # Elements x terms per block: bounds the memory of a vectorised sum.
 _BLOCK = 1 << 22
 
@@ -108,13 +109,13 @@ def _log_falling_sum(log_first: np.ndarray, log_ratio, lengths: np.ndarray) -> n
         enough = np.where(first_ratio < 0, np.ceil(45.0 / -first_ratio) + 8, np.inf)
     lengths = np.maximum(1, np.minimum(lengths, enough)).astype(np.int64)
     out = np.empty(len(log_first), dtype=np.float64)
-    # Elements of similar length (one power of two) together, each padded to that power and masked: the padding
-    # depends on the element alone, so its value is the same bits alone or in a batch (numpy's pairwise sums
-    # round by the row's length).
-    buckets = np.ceil(np.log2(lengths)).astype(np.int64)
-    for bucket in np.unique(buckets):
-        members = np.flatnonzero(buckets == bucket)
-        longest = 1 << int(bucket)
+    # Elements padded to a multiple of 64 terms and grouped by that width, masked past their own length: the
+    # padding depends on the element alone, so its value is the same bits alone or in a batch (numpy's pairwise
+    # sums round by the row's length).
+    widths = -(-lengths // _PAD) * _PAD
+    for longest in np.unique(widths):
+        members = np.flatnonzero(widths == longest)
+        longest = int(longest)
         per_block = max(1, _BLOCK // longest)
         for rows in np.array_split(members, -(-len(members) // per_block)):
             steps = np.arange(longest, dtype=np.float64)
@@ -155,7 +156,7 @@ def binomial_log_sf(k: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
         def up(rows, steps):
             j = ku[rows][:, None] + steps
             with np.errstate(divide="ignore", invalid="ignore"):
-                return np.log(nu[rows][:, None] - j) - np.log(j + 1) + log_odds
+                return np.log((nu[rows][:, None] - j) / (j + 1)) + log_odds
 
         out[live[upper]] = _log_falling_sum(log_binomial_pmf(ku, nu, p), up, _span(sd[upper], nu - ku + 1))
     lower = ~upper
@@ -165,7 +166,7 @@ def binomial_log_sf(k: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
         def down(rows, steps):
             j = kd[rows][:, None] - steps
             with np.errstate(divide="ignore", invalid="ignore"):
-                return np.log(j) - np.log(nd[rows][:, None] - j + 1) - log_odds
+                return np.log(j / (nd[rows][:, None] - j + 1)) - log_odds
 
         log_below = _log_falling_sum(log_binomial_pmf(kd, nd, p), down, _span(sd[lower], kd + 1))
         out[live[lower]] = np.log1p(-np.minimum(np.exp(log_below), 1.0))
@@ -190,7 +191,7 @@ def gamma_log_sf(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
 
         def down(rows, steps):
             with np.errstate(divide="ignore", invalid="ignore"):
-                return np.log(lb[rows][:, None] - steps) - np.log(xb[rows])[:, None]
+                return np.log((lb[rows][:, None] - steps) / xb[rows][:, None])
 
         out[live[below]] = _log_falling_sum(log_poisson_pmf(lb, xb), down, _span(sd[below], lb + 1))
     above = ~below
@@ -198,7 +199,7 @@ def gamma_log_sf(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
         xa, first = xl[above], last[above] + 1
 
         def up(rows, steps):
-            return np.log(xa[rows])[:, None] - np.log(first[rows][:, None] + steps + 1)
+            return np.log(xa[rows][:, None] / (first[rows][:, None] + steps + 1))
 
         log_above = _log_falling_sum(log_poisson_pmf(first, xa), up, _span(sd[above], np.full(len(xa), np.inf)))
         out[live[above]] = np.log1p(-np.minimum(np.exp(log_above), 1.0))
