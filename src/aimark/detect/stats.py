@@ -100,10 +100,12 @@ def log_tail_weighted_exp(total: float, units: int, weights: tuple[float, ...]) 
     x = total / narrow
     n = float(units)
 
-    def log_terms(k: np.ndarray) -> np.ndarray:
+    def log_negative_binomial(k: np.ndarray) -> np.ndarray:
         # NB(k; n, p) = C(n + k - 1, k) p^n q^k = n / (n + k) * Binomial(n + k, q) at k.
-        log_pmf = np.log(n / (n + k)) + log_binomial_pmf(k, n + k, 1.0 - p)
-        return log_pmf + log_upper_gamma(2 * n + k, x)
+        return np.log(n / (n + k)) + log_binomial_pmf(k, n + k, 1.0 - p)
+
+    def log_terms(k: np.ndarray) -> np.ndarray:
+        return log_negative_binomial(k) + log_upper_gamma(2 * n + k, x)
 
     # Past `limit` every term is below the negative binomial's pmf, whose ratio (n + k)(1 - p) / (k + 1) falls
     # with k: a geometric bound on what is left out. Grow `limit` until that bound is negligible.
@@ -131,7 +133,7 @@ def log_tail_weighted_exp(total: float, units: int, weights: tuple[float, ...]) 
         nxt = limit + 1.0
         ratio = (n + nxt) * (1 - p) / (nxt + 1)
         if ratio < 1:
-            log_next = float(np.log(n / (n + nxt)) + log_binomial_pmf(np.asarray([nxt]), np.asarray([n + nxt]), 1.0 - p)[0])
+            log_next = float(log_negative_binomial(np.asarray([nxt]))[0])
             log_remainder = log_next - math.log1p(-ratio)
             if log_remainder < log_sum - 40:
                 return min(0.0, float(np.logaddexp(log_sum, log_remainder)))
