@@ -88,21 +88,10 @@ class VLLMServer:
         return {scheme: key.key_id for scheme, key in self.keys.items()}
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log_path, lines)
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        # The server spawns its engine core and workers in its own session: stop the whole group.
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        stop_process_group(self.process)
 
 
 def vllm_python() -> Path:
@@ -116,23 +105,59 @@ def _missing_vllm(what: str) -> None:
     missing(what, "bash scripts/vllm_venv.sh makes it; AIMARK_VLLM_VENV names another")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop a server started with ``start_new_session=True`` and everything it spawned (vLLM's engine core and
+    workers: left running, they keep the port, the KV cache and, on a GPU, its memory)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def wait_until_healthy(base_url: str, process: subprocess.Popen, log_path: Path, timeout_s: float) -> None:
+    """Return once ``base_url``/health answers 200; RuntimeError with the log's tail if the server exits or the
+    time runs out (the caller stops it)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"vLLM exited with status {process.returncode} while starting:\n{log_tail(log_path)}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(2)
+    raise RuntimeError(f"vLLM did not answer /health within {timeout_s:.0f} s:\n{log_tail(log_path)}")
+
+
 def start_vllm_server(directory: Path, keys: dict, model_dir: Path, *, plugin: bool = True, async_scheduling: bool = False) -> VLLMServer:
     """Start vLLM's OpenAI server on the embedded model with aimark's plugin (or, ``plugin=False``, plain vLLM,
     as bench/engines compares; async scheduling only without the plugin); return once /health answers."""
-    import httpx
-
     from aimark.engines.models import GEMMA_CHAT_TEMPLATE
     from aimark.keys import save_key
 
     python = vllm_python()
     key_paths = {scheme: save_key(key, directory / f"{scheme}-key.json", overwrite=True) for scheme, key in keys.items()}
-    port = _free_port()
+    port = free_port()
     repo = Path(__file__).resolve().parents[1]
     env = {
         **os.environ,
@@ -160,15 +185,9 @@ def start_vllm_server(directory: Path, keys: dict, model_dir: Path, *, plugin: b
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=directory)
     server = VLLMServer(f"http://127.0.0.1:{port}", VLLM_SERVED_NAME, key_paths[next(iter(keys))], key_paths, dict(keys),
                         log_path, process, Path(model_dir))
-    deadline = time.monotonic() + VLLM_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"vLLM exited with status {process.returncode} while starting:\n{server.log_tail()}")
-        try:
-            if httpx.get(f"{server.base_url}/health", timeout=5).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    server.stop()
-    raise RuntimeError(f"vLLM did not answer /health within {VLLM_START_TIMEOUT_S} s:\n{server.log_tail()}")
+    try:
+        wait_until_healthy(server.base_url, process, log_path, VLLM_START_TIMEOUT_S)
+    except BaseException:
+        server.stop()
+        raise
+    return server

@@ -32,14 +32,21 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from bench.engines.run import PROMPTS, Plan, Variant, bench_credentials, run_plan, write_results
+from bench.engines.run import (
+    PROMPTS,
+    Plan,
+    Variant,
+    bench_credentials,
+    run_plan,
+    write_results,
+)
+from tests.services import free_port, stop_process_group, wait_until_healthy
 
 PLUGIN_CLASS = "aimark.engines.vllm_plugin:AimarkWatermarkProcessor"
 NATIVE_CONFIG = {"algorithm": "gumbel", "key": 42}
@@ -57,31 +64,13 @@ class VLLMProcess:
     log: Path
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        # vLLM spawns its engine core and workers: stop the whole session, or the GPU memory stays taken.
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        stop_process_group(self.process)
 
 
 @contextmanager
 def vllm_server(directory: Path, python: str, model_dir: Path, *, args: list[str], env: dict[str, str], cpu: bool,
                 timeout_s: float):
-    import httpx
-
-    port = _free_port()
+    port = free_port()
     repo = Path(__file__).resolve().parents[2]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                    # this checkout's aimark, whatever the virtualenv's install points at
@@ -97,25 +86,10 @@ def vllm_server(directory: Path, python: str, model_dir: Path, *, args: list[str
                                    cwd=directory)
     server = VLLMProcess(f"http://127.0.0.1:{port}", SERVED, process, log)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"vLLM exited with status {process.returncode} while starting:\n{_tail(log)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"vLLM did not answer /health within {timeout_s:.0f} s:\n{_tail(log)}")
-            try:
-                if httpx.get(f"{server.base_url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
+        wait_until_healthy(server.base_url, process, log, timeout_s)
         yield server
     finally:
         server.stop()
-
-
-def _tail(log: Path, lines: int = 40) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def main() -> int:
