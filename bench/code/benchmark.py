@@ -1,4 +1,4 @@
-"""The code watermark benchmark behind ``python bench/code.py`` (see that file for usage)."""
+"""The code watermark benchmark behind ``python -m bench.code`` (see that file for usage)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "bench" / "cache" / "code"
-SWEET_MASKS = CACHE / "sweet-masks.pkl"  # bench.code_sweet.MaskCache: the code benchmark and the length study share it
+SWEET_MASKS = CACHE / "sweet-masks.pkl"  # bench.code.sweet.MaskCache: the code benchmark and the length study share it
 FIXTURE = ROOT / "bench" / "corpus" / "code_generations.jsonl.gz"
 FIXTURE_KEYS = ROOT / "bench" / "corpus" / "code_keys"
 RESULTS = ROOT / "bench" / "results"
@@ -54,7 +54,7 @@ def benchmark_keys(tokenizer=None) -> dict:
     from aimark.detect.detector import tokenizer_binding
     from aimark.keys import generate_key, load_key, save_key
 
-    from bench.code_sweet import sweet_key
+    from bench.code.sweet import sweet_key
 
     keys = {}
     for folder in (FIXTURE_KEYS, CACHE / "keys"):
@@ -62,7 +62,7 @@ def benchmark_keys(tokenizer=None) -> dict:
             keys.update({path.stem: load_key(path) for path in sorted(folder.glob("*.json"))})
     missing = [name for name in WATERMARK_KEYS if name not in keys]
     if missing and tokenizer is None:
-        raise SystemExit(f"no benchmark keys for {', '.join(missing)}: run the generation first (python bench/code.py --generate-only)")
+        raise SystemExit(f"no benchmark keys for {', '.join(missing)}: run the generation first (python -m bench.code --generate-only)")
     if missing:
         binding = tokenizer_binding(tokenizer, "qwen2.5-coder-0.5b")
         (CACHE / "keys").mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def generate_all(problems: list[Problem], schemes=GENERATED_SCHEMES, seed: int =
 
     from aimark.engines import CODE_MODEL, generate, load_model
 
-    from bench import code_sweet
+    from bench.code import sweet as code_sweet
 
     done = load_generations()
     todo = [(s, p) for s in schemes for p in problems if (s, p.task_id) not in done]
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     problems = humaneval_problems(args.limit)
     if args.rescore:
-        from bench.code_evaluation import evaluate
+        from bench.code.evaluation import evaluate
 
         previous = json.loads((RESULTS / "code.json").read_text())
         evaluate(problems, load_generations(), benchmark_keys(), out=RESULTS, human_limit=300, previous=previous)
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         generate_all(problems)
     if args.generate_only:
         return
-    from bench.code_evaluation import evaluate
+    from bench.code.evaluation import evaluate
 
     out = RESULTS if args.limit is None else CACHE / "slice-results"
     evaluate(problems, load_generations(), benchmark_keys(), out=out, human_limit=300 if args.limit is None else 3 * args.limit)

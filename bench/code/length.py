@@ -1,6 +1,6 @@
 """Study: how detection of watermarked code grows with the amount of code a verifier holds.
 
-    python bench/code_length.py      # ~25 min on 2 CPU cores the first time (SWEET needs one
+    python -m bench.code.length      # ~25 min on 2 CPU cores the first time (SWEET needs one
                                      # forward pass of Qwen2.5-Coder per text; cached), then ~1 min
 
 HumanEval completions are short (median ~48 tokens), and every watermark's power is bounded by the
@@ -29,18 +29,15 @@ from itertools import pairwise
 
 import numpy as np
 
-if not __package__:  # run as a file: make bench.* importable (see bench/_paths.py)
-    import _paths  # noqa: F401
-
-from bench.code_benchmark import (
+from bench.code.benchmark import (
     RESULTS,
     SWEET_MASKS,
     benchmark_keys,
     humaneval_problems,
     load_generations,
 )
-from bench.code_evaluation import METHODS, auroc, rates, stdlib_functions
-from bench.code_sweet import MaskCache
+from bench.code.evaluation import METHODS, auroc, rates, stdlib_functions
+from bench.code.sweet import MaskCache
 
 FUNCTIONS_PER_FILE = (1, 2, 4, 8)
 PERMUTATIONS = 10
@@ -183,7 +180,7 @@ def render(report: dict) -> str:
     lines = [
         "# Code detection against the amount of code (study)",
         "",
-        f"`python bench/code_length.py`, {report['seconds']:.0f} s ({report['sweet_mask_seconds']:.0f} s of it SWEET's model passes over "
+        f"`python -m bench.code.length`, {report['seconds']:.0f} s ({report['sweet_mask_seconds']:.0f} s of it SWEET's model passes over "
         f"{report['sweet_texts_computed']} texts; the rest read from bench/cache/code/sweet-masks.pkl; all 764 take ~20 min on 2 CPU cores). "
         "A file = k HumanEval functions generated independently, prompts as context, completions scored; negatives are files of "
         "k functions from one set: " + ", ".join(f"{label} ({n})" for label, n in report["negative_sets"].items())

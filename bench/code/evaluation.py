@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.code_attacks import FILE_ATTACKS, AttackFailed, random_token_edit
+from bench.code.attacks import FILE_ATTACKS, AttackFailed, random_token_edit
 
 ALPHAS = (1e-2, 1e-3)
 EXECUTION_TIMEOUT_S = 10.0
@@ -162,8 +162,8 @@ class Scorer:
 
         self.detectors = {name: Detector(key, tokenizer, check_tokenizer=False) for name, key in keys.items()}
         self.tokenizer = tokenizer
-        from bench.code_benchmark import SWEET_MASKS
-        from bench.code_sweet import MaskCache
+        from bench.code.benchmark import SWEET_MASKS
+        from bench.code.sweet import MaskCache
 
         self._sweet_masks = MaskCache(SWEET_MASKS, model_loader)
 
@@ -372,7 +372,7 @@ def evaluate(
 
     from aimark.engines import CODE_MODEL, load_model, load_tokenizer
 
-    from bench.code_benchmark import BATCH_SIZE, GENERATED_SCHEMES, MAX_NEW_TOKENS, SAMPLING
+    from bench.code.benchmark import BATCH_SIZE, GENERATED_SCHEMES, MAX_NEW_TOKENS, SAMPLING
 
     began = time.perf_counter()
     tokenizer = load_tokenizer(CODE_MODEL)
@@ -513,7 +513,7 @@ def render_markdown(report: dict) -> str:
         "",
         f"Model {report['model']} (Q4_K_M GGUF, de-quantized to float32), {report['problems']} HumanEval problems, "
         f"{report['samples_per_problem']} sample per problem and scheme; sampling {report['sampling']}. "
-        "Made by `python bench/code.py` (one run: generation, then evaluation).",
+        "Made by `python -m bench.code` (one run: generation, then evaluation).",
         "",
         "## Quality: pass@1",
         "",
@@ -623,7 +623,7 @@ def render_markdown(report: dict) -> str:
                   + f". aimark's code detector counts the first {CODE_SYNTHID_LAYERS} layers (`CODE_SYNTHID_LAYERS`)."]
     if report.get("rescored"):
         lines += ["", "Detection rows of the methods that need no model were re-scored on the same generations after a detector "
-                      "change (`python bench/code.py --rescore`); pass@1 and SWEET's rows come from the full run before."]
+                      "change (`python -m bench.code --rescore`); pass@1 and SWEET's rows come from the full run before."]
     lines += ["", f"Evaluation took {report['evaluation_seconds'] / 60:.1f} min on {report['machine']['cpus']} CPUs.", ""]
     return "\n".join(lines)
 

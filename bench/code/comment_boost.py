@@ -1,8 +1,8 @@
 """Study: push the watermark harder inside code comments (they never execute), detect with the code detector.
 
-    python bench/code_comment_boost.py [--problems 32] [--strength 2.0]    # ~5 min on 2 CPU cores
+    python -m bench.code.comment_boost [--problems 32] [--strength 2.0]    # ~5 min on 2 CPU cores
 
-Generates the first N HumanEval problems with aimark's SynthID code key as bench/code.py did (same
+Generates the first N HumanEval problems with aimark's SynthID code key as bench/code did (same
 prompts, sampling, batches and seeds), but with ``comment_boost``: inside a line comment the model's
 distribution is tilted by ``strength`` nats per standard deviation of the code detector's statistic
 before the tournament. Compared with the committed plain-SynthID generations of the same problems
@@ -19,10 +19,7 @@ import json
 
 import numpy as np
 
-if not __package__:  # run as a file: make bench.* importable (see bench/_paths.py)
-    import _paths  # noqa: F401
-
-from bench.code_benchmark import (
+from bench.code.benchmark import (
     BATCH_SIZE,
     MAX_NEW_TOKENS,
     RESULTS,
@@ -32,7 +29,7 @@ from bench.code_benchmark import (
     humaneval_problems,
     load_generations,
 )
-from bench.code_evaluation import humaneval_program, run_program
+from bench.code.evaluation import humaneval_program, run_program
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--problems", type=int, default=32)
     parser.add_argument("--strength", type=float, default=2.0)
     parser.add_argument("--all-problems", action="store_true",
-                        help="score bench/code.py's 'synthid-comments' generations of all 164 problems instead (pass@1 with "
+                        help="score bench/code's 'synthid-comments' generations of all 164 problems instead (pass@1 with "
                              "paired intervals, AUROC against the code benchmark's negatives)")
     args = parser.parse_args(argv)
     if args.all_problems:
@@ -69,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     processor.WatermarkLogitsProcessor._tilt_comments = recording
     boosted = []
-    for start in range(0, len(problems), BATCH_SIZE):  # bench/code.py's batches and seeds
+    for start in range(0, len(problems), BATCH_SIZE):  # bench/code's batches and seeds
         batch = problems[start : start + BATCH_SIZE]
         boosted += [g.text for g in generate(
             loaded, [p.prompt for p in batch], key=keys["synthid"], max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH_SIZE, chat=False,
@@ -112,8 +109,8 @@ def full_comparison() -> int:
     """pass@1 and detection of the comment-boosted generations of every problem, against plain SynthID and none."""
     from aimark.detect import DetectionInputError, Detector
     from aimark.engines import CODE_MODEL, load_tokenizer
-    from bench.code_benchmark import COMMENT_BOOST
-    from bench.code_evaluation import (
+    from bench.code.benchmark import COMMENT_BOOST
+    from bench.code.evaluation import (
         auroc,
         paired_difference_ci,
         rates,
@@ -142,8 +139,8 @@ def full_comparison() -> int:
                         "vs_none_ci": paired_difference_ci(passed[scheme], passed["none"], rng), "auroc": auroc(positives, negatives),
                         "tpr": rates(positives), "with_comments": int(sum("#" in t for t in texts[scheme]))}
     rows["synthid-comments"]["vs_synthid_ci"] = paired_difference_ci(passed["synthid-comments"], passed["synthid"], rng)
-    lines = ["", f"## All {len(problems)} problems (`python bench/code_comment_boost.py --all-problems`, strength {COMMENT_BOOST})", "",
-             ("Generations from `python bench/code.py --generate-only` (scheme `synthid-comments`); detection with the code detector "
+    lines = ["", f"## All {len(problems)} problems (`python -m bench.code.comment_boost --all-problems`, strength {COMMENT_BOOST})", "",
+             ("Generations from `python -m bench.code --generate-only` (scheme `synthid-comments`); detection with the code detector "
              f"against the code benchmark's {len(negatives)} negatives (canonical solutions, unwatermarked completions, standard-library functions)."), "",
              "| scheme | pass@1 % | vs no watermark (paired 95% CI) | AUROC | TPR @1e-2 | TPR @1e-3 | completions with comments |",
              "|---|---:|---|---:|---:|---:|---:|"]
@@ -168,8 +165,8 @@ def render(report: dict) -> str:
     lines = [
         "# Pushing the watermark harder inside comments (study)",
         "",
-        (f"`python bench/code_comment_boost.py --problems {report['problems']} --strength {report['strength']}`: the first "
-        f"{report['problems']} HumanEval problems, aimark's SynthID code key, same sampling, batches and seeds as bench/code.py; "
+        (f"`python -m bench.code.comment_boost --problems {report['problems']} --strength {report['strength']}`: the first "
+        f"{report['problems']} HumanEval problems, aimark's SynthID code key, same sampling, batches and seeds as bench/code; "
         "compared with the committed plain-SynthID generations of the same problems (two samples, not paired draws)."),
         "",
         (f"Steps inside a comment: {steps['all']}; with more than one candidate after top-p (the only ones a tilt can move): "

@@ -1,6 +1,6 @@
 """Study: gate code detection on the embedded model's entropy (a proxy for the generator's), text only.
 
-    python bench/code_proxy.py      # ~15 min on 2 CPU cores (one Gemma forward per text, cached)
+    python -m bench.code.proxy      # ~15 min on 2 CPU cores (one Gemma forward per text, cached)
 
 SWEET's detector beats aimark's lexical gate because it knows where the *generating* model had
 choices. A verifier does not have that model, but aimark ships Gemma 3 270M: its next-token entropy
@@ -22,18 +22,15 @@ import time
 
 import numpy as np
 
-if not __package__:  # run as a file: make bench.* importable (see bench/_paths.py)
-    import _paths  # noqa: F401
-
-from bench.code_benchmark import (
+from bench.code.benchmark import (
     CACHE,
     RESULTS,
     benchmark_keys,
     humaneval_problems,
     load_generations,
 )
-from bench.code_evaluation import auroc, gated_p_value, rates, stdlib_functions
-from bench.code_sweet import entropies
+from bench.code.evaluation import auroc, gated_p_value, rates, stdlib_functions
+from bench.code.sweet import entropies
 
 TAUS = (0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 SCHEMES = ("synthid", "gumbel", "kgw")
@@ -149,7 +146,7 @@ def render(report: dict) -> str:
     lines = [
         "# Code detection gated on the embedded model's entropy (study)",
         "",
-        f"`python bench/code_proxy.py`: {report['texts']} texts, Gemma 3 270M entropies in {report['entropy_seconds']:.0f} s, "
+        f"`python -m bench.code.proxy`: {report['texts']} texts, Gemma 3 270M entropies in {report['entropy_seconds']:.0f} s, "
         f"{report['seconds']:.0f} s in all. Positives: each scheme's 164 HumanEval completions; negatives: "
         + ", ".join(f"{k} ({v})" for k, v in report["negatives"].items())
         + ". tau is chosen on the even-indexed problems (AUROC); the table's numbers are the odd ones, which the choice did not see.",
