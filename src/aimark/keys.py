@@ -32,7 +32,7 @@ KEY_FILE_FORMAT = "aimark-key/1"
 # (see shared/specs/watermark-anchors.md): SynthID m=30, ngram 5, history 1024;
 # KGW gamma .25, delta 2, self-hash over a 4-token window.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "synthid": {"mode": "keyed", "ngram_len": 5, "depth": 30, "context_history_size": 1024},
+    "synthid": {"mode": "keyed", "ngram_len": 5, "depth": 30, "context_history_size": 1024, "units": "tokens"},
     "kgw": {
         "mode": "keyed",
         "greenlist_ratio": 0.25,
@@ -40,8 +40,13 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "seeding_scheme": "selfhash",
         "context_width": 4,
     },
-    "gumbel": {"mode": "keyed", "context_width": 4, "context_history_size": 1024},
+    "gumbel": {"mode": "keyed", "context_width": 4, "context_history_size": 1024, "units": "tokens"},
 }
+
+
+#: What a key's keyed values are over: token ids, or (``code-skeleton``, synthid and gumbel) the
+#: formatter-invariant skeletons of code tokens (aimark.schemes.code_skeleton).
+UNIT_KINDS = ("tokens", "code-skeleton")
 
 
 class KeyFileError(ValueError):
@@ -145,6 +150,7 @@ def generate_key(
     if unknown:
         raise KeyFileError(f"unknown parameter(s) for {scheme}: {', '.join(sorted(unknown))}")
     params.update(overrides)
+    _validate_params(scheme, params)
     secret = os.urandom(32)
     return WatermarkKey(_key_id_for(secret, scheme), scheme, params, secret, tokenizer, model)
 
@@ -242,6 +248,13 @@ def _validate_params(scheme: str, params: Mapping[str, Any]) -> None:
         return
     if params.get("mode") not in ("keyed", "transformers"):
         raise bad("mode", "expected 'keyed' or 'transformers'")
+    units = params.get("units", "tokens")
+    if units not in UNIT_KINDS:
+        raise bad("units", f"expected one of {', '.join(UNIT_KINDS)}")
+    if units != "tokens" and scheme == "kgw":
+        raise bad("units", "kgw's green lists are over token ids; code-skeleton units work with synthid and gumbel keys")
+    if units != "tokens" and params["mode"] != "keyed":
+        raise bad("units", f"{units} units need an aimark keyed key (mode 'keyed'), not mode {params['mode']!r}")
     if scheme == "synthid":
         if not (isinstance(params["ngram_len"], int) and params["ngram_len"] >= 2):
             raise bad("ngram_len", "expected an integer >= 2")

@@ -37,21 +37,27 @@ def keygen(
     model: Annotated[Optional[str], typer.Option(help="Model directory the key is for (default: the embedded Gemma 3 270M).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing key file.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the key's public description as JSON.")] = False,
+    code: Annotated[bool, typer.Option("--code", help=(
+        "A key for program code: its watermark survives formatters (black, ruff format, prettier): contexts and "
+        "units are read without whitespace, quote style, trailing commas or parentheses. synthid and gumbel."))] = False,
 ) -> None:
     """Create a secret watermark key bound to a model's tokenizer."""
     from aimark.keys import generate_key, save_key
 
     if scheme not in SCHEMES:
         fail(f"unknown scheme {scheme!r}; choose {SCHEME_CHOICES}")
+    if code and scheme == "kgw":
+        fail("--code keys are synthid or gumbel keys (kgw's green lists are over token ids)")
     if out.exists() and not force:
         fail(f"{out} already exists; pass --force to overwrite it")
     model_ref, binding = _tokenizer_binding(model)
-    key = generate_key(scheme, tokenizer=binding, model=model_ref)
+    key = generate_key(scheme, tokenizer=binding, model=model_ref, **({"units": "code-skeleton"} if code else {}))
     save_key(key, out, overwrite=force)
     if json_output:
         print(json.dumps({**key.public_dict(), "path": str(out)}, ensure_ascii=False))
     else:
-        console.print(f"wrote {scheme} key [bold]{key.key_id}[/] to {out} (mode 0600)")
+        kind = " code" if code else ""
+        console.print(f"wrote {scheme}{kind} key [bold]{key.key_id}[/] to {out} (mode 0600)")
 
 
 def _load_keyring(paths: list[Path]) -> Keyring:

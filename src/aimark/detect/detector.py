@@ -106,7 +106,7 @@ class Detector:
             for key in self.keys:
                 ensure_tokenizer_matches(key, tokenizer)
         vocab_size = len(tokenizer)
-        self.schemes: tuple[WatermarkScheme, ...] = tuple(scheme_for_key(k, vocab_size=vocab_size) for k in self.keys)
+        self.schemes: tuple[WatermarkScheme, ...] = tuple(scheme_for_key(k, vocab_size=vocab_size, tokenizer=tokenizer) for k in self.keys)
         self._code_schemes = tuple(code_detection_scheme(s) for s in self.schemes)
         self._special_ids = np.asarray(sorted(set(getattr(tokenizer, "all_special_ids", []) or [])), dtype=np.int64)
 
@@ -264,8 +264,9 @@ class Detector:
         scored = scheme.score_windows(windows, np.concatenate([p for _, p, _ in rows]) if rows else tokens, tokens)
         text_of = np.repeat(np.arange(len(encoded)), lengths)
         keep = np.ones(len(tokens), dtype=bool)
-        if len(self._special_ids):
-            keep &= ~np.isin(tokens, self._special_ids)
+        if len(self._special_ids):  # by the ids at the scored positions: a scheme's units need not be token ids
+            scored_ids = np.concatenate([ids[p] for ids, (_, p, _) in zip(encoded, rows)]) if rows else tokens
+            keep &= ~np.isin(scored_ids, self._special_ids)
         kept = np.flatnonzero(keep)
         if scheme.masks_repeated_contexts:
             kept = kept[first_occurrences_per_group(text_of[kept], scored.contexts[kept])]

@@ -119,7 +119,7 @@ def generate(
     if seed is not None:
         torch.manual_seed(seed)
 
-    scheme = scheme_for_key(key, vocab_size=loaded.vocab_size) if key is not None else None
+    scheme = scheme_for_key(key, vocab_size=loaded.vocab_size, tokenizer=loaded.tokenizer) if key is not None else None
     boost = comment_boost_for(scheme, tokenizer, code_language, comment_boost)
     results: list[Generation] = []
     for start in range(0, len(prompts), batch_size):

@@ -70,7 +70,7 @@ def stream_generate(
     stop_ids = _stop_ids(tokenizer, model.generation_config)
     inputs = tokenizer([formatted_prompt], return_tensors="pt", add_special_tokens=True)
     outcome.num_prompt_tokens = int(inputs["input_ids"].shape[1])
-    scheme = scheme_for_key(key, vocab_size=loaded.vocab_size) if key is not None else None
+    scheme = scheme_for_key(key, vocab_size=loaded.vocab_size, tokenizer=loaded.tokenizer) if key is not None else None
     if scheme is not None:
         outcome.scheme, outcome.key_id = scheme.name, scheme.key_id
     boost = comment_boost_for(scheme, tokenizer, code_language, comment_boost)

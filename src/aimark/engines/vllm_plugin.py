@@ -204,6 +204,11 @@ class AimarkWatermarkProcessor(LogitsProcessor):
                 f"key {key.key_id} was made for a {key.tokenizer.vocab_size}-token vocabulary, "
                 f"the served model has {vocab_size}: its text would not be detected"
             )
+        if key.params.get("units", "tokens") != "tokens":
+            raise KeyFileError(
+                f"key {key.key_id} has {key.params['units']} units, which this processor does not run yet "
+                "(it sees token ids, not the tokenizer); generate with aimark (generate --code, aimark serve) for this key"
+            )
         return scheme_for_key(key, vocab_size=vocab_size)
 
     @classmethod

@@ -100,6 +100,20 @@ class WatermarkScheme(ABC):
     def context_keys(self, windows: np.ndarray) -> np.ndarray:
         """uint64 identifier per context window (rows of ``context_width`` token ids)."""
 
+    def generation_contexts(self, recent: np.ndarray, pad_token_id: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """At generation: which rows of ``recent`` (each row's last ids, up to ``context_width`` of them) have a
+        context to watermark, and those rows' context keys. A window that is short or still holds left padding
+        is not text: that row is sampled as the model would."""
+        recent = np.asarray(recent, dtype=np.int64)
+        if recent.shape[1] < self.context_width:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+        windows = recent[:, recent.shape[1] - self.context_width :]
+        usable = np.ones(len(windows), dtype=bool)
+        if pad_token_id is not None:
+            usable &= ~(windows == pad_token_id).any(axis=1)
+        rows = np.flatnonzero(usable)
+        return rows, self.context_keys(windows[rows]) if len(rows) else np.empty(0, dtype=np.uint64)
+
     @abstractmethod
     def reweight(
         self, log_probs: np.ndarray, candidates: np.ndarray, windows: np.ndarray, context_keys: np.ndarray

@@ -145,24 +145,16 @@ class WatermarkLogitsProcessor(LogitsProcessor):
         log_np = log_probs.detach().cpu().numpy().astype(np.float64)
         candidates = top_ids.cpu().numpy()
         new_log_weights = log_np.copy()
-        if input_ids.shape[1] >= width:
-            windows = input_ids[:, input_ids.shape[1] - width :].cpu().numpy()
-            usable = np.ones(len(windows), dtype=bool)
-            if self.pad_token_id is not None:
-                usable &= ~(windows == self.pad_token_id).any(axis=1)
-            rows = np.flatnonzero(usable)
-            if len(rows):
-                context_keys = self.scheme.context_keys(windows[rows])
-                if self.scheme.masks_repeated_contexts:
-                    fresh = np.array([not histories[r].seen_then_add(int(c)) for r, c in zip(rows, context_keys)])
-                    rows, context_keys = rows[fresh], context_keys[fresh]
-                if len(rows):
-                    model_log_probs = log_np[rows]
-                    if self.comment_boost is not None:
-                        model_log_probs = self._tilt_comments(input_ids, rows, context_keys, candidates, model_log_probs)
-                    new_log_weights[rows] = self.scheme.reweight(
-                        model_log_probs, candidates[rows], windows[rows], context_keys
-                    )
+        windows = input_ids[:, max(input_ids.shape[1] - width, 0) :].cpu().numpy()
+        rows, context_keys = self.scheme.generation_contexts(windows, self.pad_token_id)
+        if len(rows) and self.scheme.masks_repeated_contexts:
+            fresh = np.array([not histories[r].seen_then_add(int(c)) for r, c in zip(rows, context_keys)])
+            rows, context_keys = rows[fresh], context_keys[fresh]
+        if len(rows):
+            model_log_probs = log_np[rows]
+            if self.comment_boost is not None:
+                model_log_probs = self._tilt_comments(input_ids, rows, context_keys, candidates, model_log_probs)
+            new_log_weights[rows] = self.scheme.reweight(model_log_probs, candidates[rows], windows[rows], context_keys)
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(1, top_ids, torch.from_numpy(new_log_weights).to(device=scores.device, dtype=scores.dtype))
         return out
