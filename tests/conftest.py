@@ -181,7 +181,7 @@ def vllm_server(tmp_path_factory):
 
     ``.base_url`` ("http://127.0.0.1:PORT", no /v1), ``.model`` (the served name), ``.key_path`` (the key file
     requests are watermarked with by default; ``.keys``/``.key_paths``/``.key_ids`` by scheme: synthid (the
-    default), kgw, gumbel). Skips without the virtualenv (AIMARK_VLLM_VENV, default /work/vllm-venv), fails
+    default), kgw, gumbel, synthid-code (code-skeleton units)). Skips without the virtualenv (AIMARK_VLLM_VENV, default /work/vllm-venv), fails
     under CI=true.
     """
     from aimark.engines.models import embedded_model_dir
@@ -191,6 +191,7 @@ def vllm_server(tmp_path_factory):
     vllm_python()
     stream = seeded_keys("vllm-server")
     keys = {scheme: stream(scheme) for scheme in ("synthid", "kgw", "gumbel")}
+    keys["synthid-code"] = stream("synthid", units="code-skeleton")
     server = start_vllm_server(tmp_path_factory.mktemp("vllm-server"), keys, embedded_model_dir())
     try:
         yield server

@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 # -- the plugin class itself, in vLLM's virtualenv -----------------------------------------------------------
 
-def drive(python, directory: Path, keys, label: str) -> dict:
+def drive(python, directory: Path, keys, label: str, tokenizer: Path | None = None) -> dict:
     paths = [str(save_key(key, directory / f"{label}-key-{index}.json")) for index, key in enumerate(keys)]
-    job = {"key_paths": paths, "seed": session_seed(), "requests": 24}
+    job = {"key_paths": paths, "seed": session_seed(), "requests": 24, "tokenizer": str(tokenizer) if tokenizer else None}
     completed = subprocess.run(
         [str(python), str(DRIVER)], check=False, input=json.dumps(job), capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
@@ -41,15 +41,18 @@ def drive(python, directory: Path, keys, label: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def driven(tmp_path_factory):
+def driven(tmp_path_factory, tiny_model_dir):
     """The driver's reports: six keys (default and small-context ones, so contexts repeat; batches mix keys),
-    and one small-context Gumbel key alone (whole batches of one group: the processor's in-place path)."""
+    one small-context Gumbel key alone (whole batches of one group: the processor's in-place path), and
+    code-skeleton keys over a real tokenizer (the tiny model's), with layout tokens among the likely ones."""
     python = vllm_python()
     directory = tmp_path_factory.mktemp("vllm-plugin-keys")
     stream = seeded_keys("vllm-plugin-driver")
     keys = [stream("synthid"), stream("kgw"), stream("gumbel"), stream("synthid", ngram_len=2), stream("gumbel", context_width=1),
             stream("kgw", context_width=1, seeding_scheme="lefthash")]
-    return {"mixed": drive(python, directory, keys, "mixed"), "one key": drive(python, directory, keys[4:5], "one")}, keys
+    skeleton_keys = [stream("synthid", units="code-skeleton"), stream("gumbel", units="code-skeleton")]
+    return {"mixed": drive(python, directory, keys, "mixed"), "one key": drive(python, directory, keys[4:5], "one"),
+            "code-skeleton": drive(python, directory, skeleton_keys, "skeleton", tokenizer=tiny_model_dir)}, keys
 
 
 @pytest.mark.parametrize("run", ["mixed", "one key"])
@@ -64,6 +67,17 @@ def test_plugin_gives_the_transformers_processors_logits_under_continuous_batchi
     assert counts["compared"] > 300 and counts["changed_by_scheme"] > counts["compared"] // 4
     assert counts["repeated_contexts"] > 20 and counts["repeats_across_preemption"] > 0
     assert counts["passthrough"] > 50 and counts["moves"] > 0 and counts["swaps"] > 0
+    assert counts["readded"] > 0 and counts["repeat_apply"] > 0
+
+
+def test_plugin_runs_code_skeleton_keys_as_the_transformers_processor_does(driven):
+    report = driven[0]["code-skeleton"]
+    counts = report["counts"]
+    assert counts["mismatches"] == 0, report["mismatch_examples"]
+    assert counts["passthrough_mismatches"] == 0
+    assert counts["compared"] > 300 and counts["changed_by_scheme"] > counts["compared"] // 4
+    # Layout tokens were drawn (contexts left unused by them) and skeleton contexts repeated (dedup exercised).
+    assert counts["layout_steps"] > 20 and counts["repeated_contexts"] > 20
     assert counts["readded"] > 0 and counts["repeat_apply"] > 0
 
 
@@ -134,6 +148,50 @@ def test_live_completions_are_detected_for_each_scheme(vllm_server, tokenizer, s
         text = answer["choices"][0]["text"]
         result = detector.detect(text)
         assert result.p_value < 1e-3, f"{scheme}: p={result.p_value:.3g}, {result.num_scored_tokens} scored: {text[:80]!r}"
+
+
+CODE_PROMPTS = ["def merge_sorted(left, right):\n", "def word_counts(text):\n", "class Stack:\n", "def parse_date(value):\n"]
+
+
+def reformatted(code: str) -> str:
+    """What a formatter does to a file: black where the code parses, and in any case other indentation and
+    spacing, other quotes and trailing commas (what black, ruff format and prettier change)."""
+    import re
+
+    try:
+        import black
+
+        code = black.format_str(code, mode=black.Mode())
+    except Exception:  # noqa: BLE001 - a 270M model's code need not parse; the edits below still apply
+        pass
+    code = re.sub(r"[ \t]+", "  ", code).replace("'", '"')
+    return code.replace(")", ",)").replace("\n", "\n\n")
+
+
+@pytest.mark.vllm
+def test_live_code_skeleton_completions_survive_reformatting(vllm_server, tokenizer):
+    """A code key (units=code-skeleton) served by vLLM: its completions are detected as generated and after
+    reformatting, from the text alone."""
+    import httpx
+
+    from aimark.detect import Detector
+
+    key = vllm_server.keys["synthid-code"]
+    body = {"model": vllm_server.model, "max_tokens": 160, "min_tokens": 160, "temperature": 1.0, "top_k": 50,
+            "vllm_xargs": {"aimark_key_id": key.key_id}}
+    from concurrent.futures import ThreadPoolExecutor
+
+    def complete_code(prompt):
+        response = httpx.post(f"{vllm_server.base_url}/v1/completions", json={**body, "prompt": prompt}, timeout=600)
+        assert response.status_code == 200, response.text
+        return prompt + response.json()["choices"][0]["text"]
+
+    with ThreadPoolExecutor(len(CODE_PROMPTS)) as pool:
+        files = list(pool.map(complete_code, CODE_PROMPTS))
+    detector = Detector(key, tokenizer)
+    for code in files:
+        as_generated, after = detector.detect(code), detector.detect(reformatted(code))
+        assert as_generated.p_value < 1e-3 and after.p_value < 1e-3, (as_generated.p_value, after.p_value, code[:120])
 
 
 @pytest.mark.vllm

@@ -26,11 +26,11 @@ VOCAB = 32_000
 LIKELY = 6
 
 
-def fake_config(async_scheduling: bool = False):
-    """The two fields of VllmConfig the processor reads."""
+def fake_config(async_scheduling: bool = False, tokenizer: str | None = None):
+    """The fields of VllmConfig the processor reads."""
     return types.SimpleNamespace(
         scheduler_config=types.SimpleNamespace(async_scheduling=async_scheduling),
-        model_config=types.SimpleNamespace(get_vocab_size=lambda: VOCAB),
+        model_config=types.SimpleNamespace(get_vocab_size=lambda: VOCAB, tokenizer=tokenizer),
     )
 
 
@@ -64,7 +64,24 @@ def validation_errors(processor_cls) -> dict[str, str]:
 
 
 def main() -> None:
+    global VOCAB
     job = json.load(sys.stdin)
+    tokenizer_dir = job.get("tokenizer")  # code-skeleton keys: the served model's tokenizer
+    tokenizer = None
+    layout_ids = np.empty(0, dtype=np.int64)
+    if tokenizer_dir:
+        from aimark.engines.tokenizer import load_detection_tokenizer
+        from aimark.schemes.code_skeleton import skeleton_vocabulary
+
+        tokenizer = load_detection_tokenizer(tokenizer_dir)
+        VOCAB = len(tokenizer)
+        vocabulary = skeleton_vocabulary(tokenizer)
+        special = set(tokenizer.all_special_ids)
+        # Layout tokens (empty skeleton: newlines, indents) among the likely ones: their contexts stay unused.
+        layout_ids = np.asarray([i for i in np.flatnonzero(vocabulary.lengths == 0) if i not in special], dtype=np.int64)
+        # Tokens whose skeleton is one letter "a" ("a", "▁a", "A", ...): requests drawing only these (and layout)
+        # repeat their skeleton context at every step, which exercises the dedup across layout tokens.
+        same_letter = np.asarray([i for i, piece in enumerate(vocabulary.skeletons) if piece == b"a" and i not in special], dtype=np.int64)
     os.environ["AIMARK_VLLM_KEYS"] = os.pathsep.join(job["key_paths"])
     from aimark.engines.vllm_plugin import AimarkWatermarkProcessor, server_keyring
     from aimark.schemes import scheme_for_key
@@ -72,14 +89,14 @@ def main() -> None:
 
     report: dict = {"validation_errors": validation_errors(AimarkWatermarkProcessor)}
     try:
-        AimarkWatermarkProcessor(fake_config(async_scheduling=True), torch.device("cpu"), False)
+        AimarkWatermarkProcessor(fake_config(async_scheduling=True, tokenizer=tokenizer_dir), torch.device("cpu"), False)
         report["async_error"] = ""
     except RuntimeError as exc:
         report["async_error"] = str(exc)
 
     keys = list(server_keyring())
     rng = np.random.default_rng(job["seed"])
-    plugin = AimarkWatermarkProcessor(fake_config(), torch.device("cpu"), False)
+    plugin = AimarkWatermarkProcessor(fake_config(tokenizer=tokenizer_dir), torch.device("cpu"), False)
 
     # (key index, temperature, top_k, top_p, extra) per request; prompts of 1..12 tokens, some shorter than a context.
     specs = []
@@ -101,9 +118,13 @@ def main() -> None:
         watermarked = extra.get("aimark_watermark", True) and temperature > 0
         reference = None
         if watermarked:
-            scheme = scheme_for_key(keys[key_index], vocab_size=VOCAB)
+            scheme = scheme_for_key(keys[key_index], vocab_size=VOCAB, tokenizer=tokenizer)
             reference = WatermarkLogitsProcessor(scheme, top_k=top_k or 50, temperature=temperature, top_p=top_p)
         likely = rng.choice(VOCAB, size=LIKELY, replace=False)
+        if len(layout_ids):
+            likely[:2] = rng.choice(layout_ids, size=2, replace=False)
+            if index % 3 == 0 and len(same_letter) >= 2:
+                likely[2:] = rng.choice(same_letter, size=LIKELY - 2, replace=len(same_letter) < LIKELY - 2)
         requests.append({
             "params": params, "prompt": rng.integers(0, VOCAB, size=int(rng.integers(1, 13))).tolist(), "output": [],
             "steps": int(rng.integers(24, 40)) if index % 2 == 0 else int(rng.integers(8, 40)), "start": int(rng.integers(0, 30)), "reference": reference,
@@ -227,6 +248,21 @@ def main() -> None:
             # Contexts seen before the preemption and met again after it: the replayed history must know them.
             before_preemption = set(contexts[: request["preempted_after"]])
             replayed += sum(1 for c in contexts[request["preempted_after"] :] if c in before_preemption)
+    if tokenizer is not None:  # skeleton contexts: steps whose content unit came after an earlier one's context
+        repeated = replayed = 0
+        for request in requests:
+            if request["reference"] is None:
+                continue
+            scheme = request["reference"].scheme
+            sequence = np.asarray(request["prompt"] + request["output"], dtype=np.int64)
+            positions, words = scheme.vocabulary.contexts(sequence)
+            content = positions[(positions >= len(request["prompt"])) & scheme.scored_tokens(sequence[positions])]
+            seen = set()
+            for position in content:
+                word = tuple(words[list(positions).index(position)])
+                repeated += word in seen
+                seen.add(word)
+            counts["layout_steps"] = counts.get("layout_steps", 0) + int((~scheme.scored_tokens(np.asarray(request["output"]))).sum())
     counts["repeated_contexts"] = repeated
     counts["repeats_across_preemption"] = replayed
     report["counts"] = counts

@@ -117,6 +117,25 @@ def test_generation_is_distortion_free_with_shared_units(scheme_name):
     assert np.abs(weights - probs).sum(axis=1).mean() > 0.3
 
 
+@pytest.mark.parametrize("scheme_name", ["synthid", "gumbel"])
+def test_layout_keeps_the_models_probability_in_every_row(scheme_name):
+    """The key chooses among content units only: a layout token (which leaves the context unchanged, so the
+    same keyed values would decide again at the next step) is drawn with the model's own probability."""
+    pieces = [b"x", b"\n", b"    ", b"y", b" (y", b"z", b"\n\n"]
+    layout = np.array([False, True, True, False, False, False, True])
+    scheme = SkeletonScheme(scheme_for_key(fixed_key(scheme_name, "layout")), SkeletonVocabulary(pieces))
+    rng = seeded_rng(f"layout-{scheme_name}")
+    probs = rng.dirichlet(np.ones(len(pieces)), size=500)
+    candidates = np.tile(np.arange(len(pieces)), (500, 1))
+    context_keys = rng.integers(0, 2**63, size=500, dtype=np.int64).astype(np.uint64)
+    weights = np.exp(scheme.reweight(np.log(probs), candidates, None, context_keys))
+    weights /= weights.sum(axis=1, keepdims=True)
+    assert np.allclose(weights[:, layout].sum(axis=1), probs[:, layout].sum(axis=1))
+    assert np.allclose(weights[:, 1] / weights[:, 2], probs[:, 1] / probs[:, 2])  # model proportions within layout
+    only_layout = np.log(np.where(layout, probs[0], 0.0))[None, :]
+    assert np.allclose(np.exp(scheme.reweight(only_layout, candidates[:1], None, context_keys[:1])), np.exp(only_layout))
+
+
 def _reformat(text: str) -> str:
     """What a formatter may do: other whitespace and line breaks, other quotes, trailing commas."""
     text = re.sub(r"[ \t]+", "  ", text).replace("'", '"')

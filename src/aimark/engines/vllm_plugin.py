@@ -46,7 +46,7 @@ from vllm.v1.sample.logits_processor import (
 from aimark.keys import KeyFileError, Keyring, WatermarkKey
 from aimark.schemes import scheme_for_key
 from aimark.schemes.base import WatermarkScheme
-from aimark.schemes.processor import _ContextHistory, check_sampling, top_candidates
+from aimark.schemes.processor import ContextMemory, check_sampling, top_candidates
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
@@ -60,6 +60,8 @@ MAX_TOP_K = 1024
 _GREEDY_TEMPERATURE = 1e-5
 _OPTIONS = ("aimark_watermark", "aimark_key_id", "aimark_top_k", "aimark_top_p")
 _OFF = {"false", "0", "off", "no"}
+# Left padding of a request's context window while it holds fewer tokens than the window (never a token id).
+_PAD = -1
 _ON = {"true", "1", "on", "yes"}
 
 
@@ -130,7 +132,7 @@ def request_settings(params: SamplingParams, key_ids: tuple[str, ...]) -> Reques
 class _Request:
     """One watermarked request in the persistent batch."""
 
-    __slots__ = ("decided_at", "decided_fresh", "history", "output", "prompt_tail", "scheme", "settings")
+    __slots__ = ("decided_at", "decided_fresh", "memory", "output", "prompt_tail", "scheme", "settings")
 
     def __init__(self, settings: RequestSettings, scheme: WatermarkScheme, prompt: list[int] | None, output: list[int]):
         self.settings = settings
@@ -139,41 +141,42 @@ class _Request:
         # Prompt embeds come without ids: contexts then start inside the output.
         self.prompt_tail = list(prompt[-width:]) if prompt and width else []
         self.output = output  # vLLM's running list: appended to in place at every step
-        self.history = _ContextHistory(scheme.context_history_size) if scheme.masks_repeated_contexts else None
+        self.memory = ContextMemory(scheme) if scheme.masks_repeated_contexts else None
         # vLLM may call apply() more than once for the same step (a chunked prefill's discarded sample):
         # the context dedup must see each step once, as aimark's processor does.
         self.decided_at = -1
         self.decided_fresh = True
-        if self.history is not None and output:
+        if self.memory is not None and output:
             self._replay(len(output))
 
     def _replay(self, steps: int) -> None:
         """Record the contexts of the steps already generated (a request re-added after preemption)."""
-        width = self.scheme.context_width
-        sequence = np.asarray(self.prompt_tail + list(self.output[:steps]), dtype=np.int64)
-        first = len(self.prompt_tail)
-        windows = [sequence[first + t - width : first + t] for t in range(steps) if first + t >= width]
-        if windows:
-            for key in self.scheme.context_keys(np.stack(windows)):
-                self.history.seen_then_add(int(key))
+        recent = np.stack([self.recent(t) for t in range(steps)])
+        rows, keys = self.scheme.generation_contexts(recent, _PAD)
+        key_of = dict(zip(rows.tolist(), keys.tolist()))
+        for step in range(steps):
+            self.memory.fresh(key_of.get(step), self.output[step - 1] if step else None)
+        self.decided_at = steps - 1
 
-    def window(self) -> np.ndarray | None:
-        """The last ``context_width`` tokens before the next one, ``None`` while there are fewer."""
+    def recent(self, step: int | None = None) -> np.ndarray:
+        """The last ``context_width`` tokens before output position ``step`` (default: the next one), left-padded
+        with ``_PAD`` where the request has fewer."""
+        step = len(self.output) if step is None else step
         width = self.scheme.context_width
-        have = len(self.prompt_tail) + len(self.output)
-        if have < width:
-            return None
-        if len(self.output) >= width:
-            return np.asarray(self.output[len(self.output) - width :], dtype=np.int64)
-        return np.asarray((self.prompt_tail + list(self.output))[-width:], dtype=np.int64)
+        tokens = (self.prompt_tail + list(self.output[:step]))[-width:] if width else []
+        row = np.full(width, _PAD, dtype=np.int64)
+        if tokens:
+            row[width - len(tokens) :] = tokens
+        return row
 
-    def fresh(self, context_key: int) -> bool:
-        """Whether this step's context is watermarked (not seen at an earlier step of this request)."""
-        if self.history is None:
-            return True
+    def fresh(self, context_key: int | None) -> bool:
+        """Whether this step's context (``None``: it has none) is watermarked: not used at an earlier step."""
+        if self.memory is None:
+            return context_key is not None
         step = len(self.output)
         if step != self.decided_at:
-            self.decided_at, self.decided_fresh = step, not self.history.seen_then_add(context_key)
+            previous = self.output[step - 1] if step else None
+            self.decided_at, self.decided_fresh = step, self.memory.fresh(context_key, previous)
         return self.decided_fresh
 
 
@@ -188,12 +191,13 @@ class AimarkWatermarkProcessor(LogitsProcessor):
             )
         keyring = server_keyring()
         vocab_size = vllm_config.model_config.get_vocab_size()
-        self._schemes: dict[str, WatermarkScheme] = {key.key_id: self._scheme(key, vocab_size) for key in keyring}
+        tokenizer_path = vllm_config.model_config.tokenizer
+        self._schemes: dict[str, WatermarkScheme] = {key.key_id: self._scheme(key, vocab_size, tokenizer_path) for key in keyring}
         self._key_ids = tuple(self._schemes)
         self._requests: dict[int, _Request] = {}
 
     @staticmethod
-    def _scheme(key: WatermarkKey, vocab_size: int) -> WatermarkScheme:
+    def _scheme(key: WatermarkKey, vocab_size: int, tokenizer_path: str) -> WatermarkScheme:
         if key.mode == "vllm":
             raise KeyFileError(
                 f"key {key.key_id} is vLLM's own watermark config: vLLM applies it (--watermark-config); "
@@ -204,12 +208,8 @@ class AimarkWatermarkProcessor(LogitsProcessor):
                 f"key {key.key_id} was made for a {key.tokenizer.vocab_size}-token vocabulary, "
                 f"the served model has {vocab_size}: its text would not be detected"
             )
-        if key.params.get("units", "tokens") != "tokens":
-            raise KeyFileError(
-                f"key {key.key_id} has {key.params['units']} units, which this processor does not run yet "
-                "(it sees token ids, not the tokenizer); generate with aimark (generate --code, aimark serve) for this key"
-            )
-        return scheme_for_key(key, vocab_size=vocab_size)
+        tokenizer = _served_tokenizer(key, tokenizer_path) if key.params.get("units", "tokens") != "tokens" else None
+        return scheme_for_key(key, vocab_size=vocab_size, tokenizer=tokenizer)
 
     @classmethod
     def validate_params(cls, sampling_params: SamplingParams) -> None:
@@ -266,21 +266,34 @@ class AimarkWatermarkProcessor(LogitsProcessor):
         candidates = top_ids.cpu().numpy()
         new_log_weights = log_np.copy()
         requests = [self._requests[r] for r in rows]
-        windows = [request.window() for request in requests]
-        with_context = [i for i, window in enumerate(windows) if window is not None]
-        if with_context:
-            window_array = np.stack([windows[i] for i in with_context])
-            context_keys = scheme.context_keys(window_array)
-            fresh = np.array([requests[i].fresh(int(c)) for i, c in zip(with_context, context_keys)], dtype=bool)
-            marked = np.asarray(with_context)[fresh]
-            if len(marked):
-                new_log_weights[marked] = scheme.reweight(log_np[marked], candidates[marked], window_array[fresh], context_keys[fresh])
+        recent = np.stack([request.recent() for request in requests])
+        with_context, context_keys = scheme.generation_contexts(recent, _PAD)
+        key_of = dict(zip(with_context.tolist(), context_keys.tolist()))
+        # Every request decides its step (also those without a context: their memory learns the last token).
+        fresh = np.asarray([request.fresh(key_of.get(i)) for i, request in enumerate(requests)], dtype=bool)
+        keep = fresh[with_context]
+        marked, context_keys = with_context[keep], context_keys[keep]
+        if len(marked):
+            new_log_weights[marked] = scheme.reweight(log_np[marked], candidates[marked], recent[marked], context_keys)
         values = torch.from_numpy(new_log_weights).to(device=logits.device, dtype=logits.dtype)
         if whole:
             logits.fill_(float("-inf")).scatter_(1, top_ids, values)
         else:
             logits.index_fill_(0, index, float("-inf"))
             logits[index.unsqueeze(1), top_ids] = values
+
+
+def _served_tokenizer(key: WatermarkKey, path: str):
+    """The served model's tokenizer, for keys whose units are read through its vocabulary (code-skeleton keys),
+    loaded with the ``tokenizers`` library from the directory vLLM serves; refused unless the key was made for it."""
+    from aimark.engines.tokenizer import load_detection_tokenizer
+    from aimark.keys import tokenizer_fingerprint
+
+    tokenizer = load_detection_tokenizer(path)
+    fingerprint = getattr(tokenizer, "_aimark_fingerprint", None) or tokenizer_fingerprint(tokenizer.get_vocab())
+    if key.tokenizer is not None and key.tokenizer.fingerprint != fingerprint:
+        raise KeyFileError(f"key {key.key_id} was made for tokenizer {key.tokenizer.name!r}, not the served model's ({path})")
+    return tokenizer
 
 
 _VALIDATION_KEYS: tuple[str, tuple[str, ...]] | None = None

@@ -114,6 +114,11 @@ class WatermarkScheme(ABC):
         rows = np.flatnonzero(usable)
         return rows, self.context_keys(windows[rows]) if len(rows) else np.empty(0, dtype=np.uint64)
 
+    def scored_tokens(self, token_ids: np.ndarray) -> np.ndarray:
+        """Per token id, whether detection scores it as a unit (every token, unless the scheme's units say
+        otherwise); generation's repeated-context masking counts a context as used only by these."""
+        return np.ones(np.shape(token_ids), dtype=bool)
+
     @abstractmethod
     def reweight(
         self, log_probs: np.ndarray, candidates: np.ndarray, windows: np.ndarray, context_keys: np.ndarray

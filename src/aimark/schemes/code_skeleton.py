@@ -11,7 +11,10 @@ case):
 
 - the **unit** of a token is a hash of its skeleton (``" x"``, ``"x"`` and ``"x,"`` are one unit);
   tokens with an empty skeleton (layout, commas, brackets formatters add) are never scored, and at
-  generation they form one unit whose share of the mass the tournament moves as a whole;
+  generation they keep the model's probability: the key decides only *which* content unit comes
+  next, never *whether* layout does. A layout token leaves the context as it was, so a keyed
+  layout-or-content choice would be made again and again with the same keyed values (a watermark
+  that favoured layout at a context would then loop on blank lines);
 - the **context** of a position is the last :data:`CONTEXT_BYTES` skeleton bytes before it, found in
   the last :data:`WINDOW_TOKENS` tokens: a formatter that moves a line break or adds a space leaves it
   the same. A position with fewer skeleton bytes in its window has no context and is neither
@@ -23,8 +26,8 @@ Where a formatter re-segments a token (``=b`` into ``=`` and ``b``) that unit is
 of the next one is not.
 
 Candidates that share a unit get one keyed value, so the scheme reweights *units*: the model's mass is
-summed per unit, the scheme moves it between units, and within a unit tokens keep the model's own
-proportions. That is exactly SynthID's tournament applied per unit, and keeps Gumbel sampling
+summed per unit, the scheme moves the content units' share between them, and within a unit tokens keep
+the model's own proportions. That is exactly SynthID's tournament applied per unit, and keeps Gumbel sampling
 distortion-free (its race over tokens with a shared uniform would always pick the likeliest of them).
 
 The constants below are part of what ``code-skeleton`` means: changing one is a new unit name.
@@ -215,18 +218,40 @@ class SkeletonScheme(WatermarkScheme):
         return self.inner.context_keys(windows)
 
     def generation_contexts(self, recent: np.ndarray, pad_token_id: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        # Special tokens (padding, BOS, turn markers) have empty skeletons: padding needs no special case.
-        words = [self.vocabulary.last_context(row) for row in np.asarray(recent, dtype=np.int64).tolist()]
+        # Special tokens (BOS, turn markers) have empty skeletons; padding (``pad_token_id``, or any negative id
+        # an engine pads short rows with) is skipped the same way.
+        words = []
+        for row in np.asarray(recent, dtype=np.int64).tolist():
+            ids = [i for i in row if i >= 0 and i != pad_token_id]
+            words.append(self.vocabulary.last_context(ids))
         rows = np.asarray([i for i, w in enumerate(words) if w is not None], dtype=np.int64)
         if not len(rows):
             return rows, np.empty(0, dtype=np.uint64)
         return rows, self.context_keys(np.stack([words[i] for i in rows]))
 
+    def scored_tokens(self, token_ids: np.ndarray) -> np.ndarray:
+        return self.vocabulary.unit_ids(token_ids) != 0
+
     # -- generation -----------------------------------------------------------------------
     def reweight(self, log_probs, candidates, windows, context_keys):
         units = self.vocabulary.unit_ids(candidates)
         unit_log_probs, unit_ids, member_of = _merge_units(log_probs, units)
-        unit_weights = self.inner.reweight(unit_log_probs, unit_ids, windows, context_keys)
+        layout = (unit_ids == 0) & np.isfinite(unit_log_probs)
+        content = np.where(layout, -np.inf, unit_log_probs)
+        with np.errstate(divide="ignore"):
+            content_mass = np.log(np.exp(content).sum(axis=1, keepdims=True))  # log P(content) per row
+        has_content = np.isfinite(content_mass[:, 0])
+        unit_weights = unit_log_probs.copy()  # rows with only layout candidates: the model's own
+        if has_content.any():
+            rows = np.flatnonzero(has_content)
+            weights = self.inner.reweight(
+                content[rows] - content_mass[rows], unit_ids[rows], None if windows is None else windows[rows], context_keys[rows]
+            )
+            with np.errstate(invalid="ignore"):
+                peak = np.where(np.isfinite(weights), weights, -np.inf).max(axis=1, keepdims=True)
+                weights = weights - peak - np.log(np.exp(weights - peak).sum(axis=1, keepdims=True))
+            # The keyed content distribution carries the content's share; layout keeps the model's.
+            unit_weights[rows] = np.where(layout[rows], unit_log_probs[rows], weights + content_mass[rows])
         rows = np.arange(len(log_probs))[:, None]
         with np.errstate(invalid="ignore"):
             # Within a unit, tokens keep the model's proportions: weight = unit weight * p_i / P_unit.

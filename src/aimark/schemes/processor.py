@@ -25,15 +25,17 @@ from aimark.schemes.base import WatermarkScheme
 
 
 class _ContextHistory:
-    """Per-row memory of recent context keys (FIFO of bounded size)."""
+    """Recent context keys of one sequence (FIFO of bounded size, with counts)."""
 
     def __init__(self, size: int):
         self._size = size
         self._order: deque[int] = deque()
         self._counts: dict[int, int] = {}
 
-    def seen_then_add(self, key: int) -> bool:
-        seen = key in self._counts
+    def __contains__(self, key: int) -> bool:
+        return key in self._counts
+
+    def add(self, key: int) -> None:
         self._order.append(key)
         self._counts[key] = self._counts.get(key, 0) + 1
         if len(self._order) > self._size:
@@ -43,7 +45,30 @@ class _ContextHistory:
                 self._counts[old] = remaining
             else:
                 del self._counts[old]
-        return seen
+
+
+class ContextMemory:
+    """Repeated-context masking for one sequence: a context is watermarked until a scored unit has been
+    generated at it, and detection (which keeps each context's first scored unit) masks the same positions.
+
+    A context counts as used once the token drawn at it is a unit the scheme scores
+    (:meth:`WatermarkScheme.scored_tokens`): for token-id schemes that is every token, so a context is
+    used from its first step; for code-skeleton keys a layout token (a newline, an indent) leaves its
+    context unchanged and unused, and the content token that follows is still watermarked.
+    """
+
+    def __init__(self, scheme: WatermarkScheme):
+        self._scheme = scheme
+        self._history = _ContextHistory(scheme.context_history_size)
+        self._pending: int | None = None  # the context of the last step, recorded once its token is known
+
+    def fresh(self, context_key: int | None, previous_token: int | None) -> bool:
+        """Whether this step's context (``None``: it has none) is watermarked; ``previous_token`` is the token
+        drawn at the last step (``None`` at the first)."""
+        if self._pending is not None and previous_token is not None and self._scheme.scored_tokens(np.asarray([previous_token]))[0]:
+            self._history.add(self._pending)
+        self._pending = context_key
+        return context_key is not None and context_key not in self._history
 
 
 def check_sampling(*, top_k: int, temperature: float, top_p: float) -> None:
@@ -118,7 +143,7 @@ class WatermarkLogitsProcessor(LogitsProcessor):
         self.temperature = temperature
         self.top_p = top_p
         self.pad_token_id = pad_token_id
-        self._histories: list[_ContextHistory] | None = None
+        self._memories: list[ContextMemory] | None = None
         self._last_length = -1
 
     @staticmethod
@@ -127,29 +152,32 @@ class WatermarkLogitsProcessor(LogitsProcessor):
         return {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
 
     def reset(self) -> None:
-        self._histories = None
+        self._memories = None
         self._last_length = -1
 
-    def _histories_for(self, input_ids: torch.LongTensor) -> list[_ContextHistory]:
+    def _memories_for(self, input_ids: torch.LongTensor) -> list[ContextMemory]:
         batch, length = input_ids.shape
         # A new generate call starts a new sequence: forget the old contexts.
-        if self._histories is None or len(self._histories) != batch or length != self._last_length + 1:
-            self._histories = [_ContextHistory(self.scheme.context_history_size) for _ in range(batch)]
+        if self._memories is None or len(self._memories) != batch or length != self._last_length + 1:
+            self._memories = [ContextMemory(self.scheme) for _ in range(batch)]
         self._last_length = length
-        return self._histories
+        return self._memories
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         width = self.scheme.context_width
-        histories = self._histories_for(input_ids)
         log_probs, top_ids = top_candidates(scores, top_k=self.top_k, temperature=self.temperature, top_p=self.top_p)
         log_np = log_probs.detach().cpu().numpy().astype(np.float64)
         candidates = top_ids.cpu().numpy()
         new_log_weights = log_np.copy()
         windows = input_ids[:, max(input_ids.shape[1] - width, 0) :].cpu().numpy()
         rows, context_keys = self.scheme.generation_contexts(windows, self.pad_token_id)
-        if len(rows) and self.scheme.masks_repeated_contexts:
-            fresh = np.array([not histories[r].seen_then_add(int(c)) for r, c in zip(rows, context_keys)])
-            rows, context_keys = rows[fresh], context_keys[fresh]
+        if self.scheme.masks_repeated_contexts:
+            memories = self._memories_for(input_ids)
+            key_of = dict(zip(rows.tolist(), context_keys.tolist()))
+            last = input_ids[:, -1].tolist()
+            fresh = [memory.fresh(key_of.get(row), last[row]) for row, memory in enumerate(memories)]
+            keep = np.asarray([fresh[row] for row in rows.tolist()], dtype=bool)
+            rows, context_keys = rows[keep], context_keys[keep]
         if len(rows):
             model_log_probs = log_np[rows]
             if self.comment_boost is not None:
