@@ -162,3 +162,25 @@ def test_generate_comment_boost_with_a_kgw_key_is_a_clear_error(tmp_path, tiny_m
     assert run("keygen", "--scheme", "kgw", "--out", key_path, "--model", tiny_model_dir).exit_code == 0
     result = run("generate", "--key", key_path, "--prompt", "x", "--raw", "--max-new-tokens", 4, "--language", "python", "--comment-boost", 2)
     assert result.exit_code == 2 and "no tilt" in result.output and "Traceback" not in result.output
+
+
+def test_detect_with_model_uses_the_generating_model(key_file, files, tiny_model_dir, tmp_path):
+    """--with-model: the provider's detector loads the model (the key's, or --model) and reports the same JSON shape;
+    generated text is detected, human text is not, and a gumbel key is a clear error."""
+    from aimark.engines import generate, load_model
+    from aimark.keys import load_key
+
+    loaded = load_model(str(tiny_model_dir))
+    (output,) = generate(loaded, ["The story of the river"], key=load_key(key_file), max_new_tokens=48, chat=False, seed=11,
+                         repetition_penalty=1.0)
+    generated = tmp_path / "generated.txt"
+    generated.write_text(output.text, encoding="utf-8")
+    found = detect_json(generated, "--key", key_file, "--with-model", "--model", tiny_model_dir, "--temperature", "1.0")
+    assert found["watermarked"] and found["p_value"] < 1e-6
+    human = detect_json(files["txt"], "--key", key_file, "--with-model", "--model", tiny_model_dir)
+    assert not human["watermarked"]
+    gumbel = tmp_path / "gumbel.json"
+    assert run("keygen", "--scheme", "gumbel", "--out", gumbel, "--model", tiny_model_dir).exit_code == 0
+    refused = run("detect", generated, "--key", gumbel, "--with-model", "--model", tiny_model_dir)
+    assert refused.exit_code == 2 and "synthid and kgw" in refused.output
+    assert run("detect", generated, "--key", key_file, "--with-model", "--spans").exit_code == 2

@@ -188,6 +188,26 @@ def _make_detector(keys: list[Path], model: Optional[str], alpha: float):
     return Detector(keyring, tokenizer, alpha=alpha)
 
 
+def _detect_with_model(detector, model: Optional[str], text: str, *, prompt, as_json: bool, **sampling) -> None:
+    from aimark.detect import DetectionInputError
+    from aimark.detect.with_model import Sampling
+    from aimark.engines import ModelLoadError, load_model
+    from aimark.engines.scoring import detect_with_model
+
+    unsupported = sorted({scheme.name for scheme in detector.schemes if scheme.name not in ("synthid", "kgw")})
+    if unsupported:
+        fail(f"--with-model weights keyed bits: {', '.join(unsupported)} keys have none (synthid and kgw keys do); detect without it")
+    models = {k.model for k in detector.keys if k.model}
+    model_ref = model or (models.pop() if len(models) == 1 else None)
+    try:
+        with model_status() as say:
+            loaded = load_model(model_ref, progress=say)
+        result = detect_with_model(detector, loaded, text, prompt=prompt, sampling=Sampling(**sampling))
+    except (ModelLoadError, DetectionInputError, ValueError) as exc:
+        fail(str(exc))
+    _render_result(result, as_json=as_json, tokens=False)
+
+
 def _render_result(result, *, as_json: bool, tokens: bool) -> None:
     if as_json:
         print(json.dumps(result.to_dict(include_tokens=tokens), ensure_ascii=False))
@@ -237,8 +257,15 @@ def detect(
     workers: Annotated[Optional[int], typer.Option(min=1, help="With --ray: detection workers, one CPU each (default: every CPU).")] = None,
     text_column: Annotated[str, typer.Option(help="With --ray: the JSON field / Parquet column holding the text.")] = "text",
     id_column: Annotated[str, typer.Option(help="With --ray: the field / column holding each row's id (copied to the output).")] = "id",
+    with_model: Annotated[bool, typer.Option("--with-model", help=(
+        "The provider's detector: load the generating model (--model, default the key's) and weight each keyed bit by "
+        "how much a watermarked draw from the model's sampling distribution lifts it (stronger on code; exact p-values). "
+        "synthid and kgw keys; give the sampling the text was generated with."))] = False,
+    temperature: Annotated[float, typer.Option(min=0.01, help="With --with-model: the generation's temperature.")] = 1.0,
+    top_k: Annotated[int, typer.Option(min=1, help="With --with-model: the generation's top-k.")] = 50,
+    top_p: Annotated[float, typer.Option(min=0.01, max=1.0, help="With --with-model: the generation's top-p.")] = 1.0,
 ) -> None:
-    """Detect the watermark in text, from the text and the key alone."""
+    """Detect the watermark in text, from the text and the key alone (or, --with-model, with the generating model)."""
     from aimark.schemes.code import detection_language
 
     if spans and (jsonl or tokens):
@@ -256,7 +283,13 @@ def detect(
     if len(source) != 1:
         fail("give one input (several need --ray)")
     source = source[0]
+    if with_model and (jsonl or spans or tokens):
+        fail("--with-model scores one text (not --jsonl, --spans or --tokens)")
     detector = _make_detector(key, model, alpha)
+    if with_model:
+        _detect_with_model(detector, model, read_text_input(source), prompt=prompt, as_json=json_output,
+                           temperature=temperature, top_k=top_k, top_p=top_p)
+        return
     if jsonl:  # one gate for the whole stream: the one given (lines are not guessed one by one)
         _detect_jsonl(detector, source, detection_language("", language=language) if language else None)
         return

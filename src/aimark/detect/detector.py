@@ -18,6 +18,7 @@ import numpy as np
 from aimark.detect.normalise import map_offsets, normalise_for_detection
 from aimark.detect.result import DetectionResult, TokenScore
 from aimark.detect.stats import keyring_corrected, log_p_value, log_p_values
+from aimark.detect.with_model import NextTokenDistributions, Sampling, model_weighted_log_p
 from aimark.keys import Keyring, TokenizerBinding, WatermarkKey, tokenizer_fingerprint
 from aimark.schemes import WatermarkScheme, scheme_for_key
 from aimark.schemes.code import class_mask, code_detection_scheme, free_classes_for, normalise_language, token_classes
@@ -322,6 +323,13 @@ class Detector:
         ``scheme.null`` on unwatermarked text: any subset of them (a window)
         has an exact null too.
         """
+        positions, _, values = self.scored_unit_contexts(scheme, ids, scored_from, allowed)
+        return positions, values
+
+    def scored_unit_contexts(
+        self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`scored_units` with each kept unit's context key: (positions, context keys, values)."""
         if scheme.pads_context:  # an engine's scheme: contexts start with the generated text, the prompt is not one
             generated = scheme.score(ids[scored_from:], prompt_ids=ids[:scored_from])
             scored = dataclasses.replace(generated, positions=generated.positions + scored_from)
@@ -336,7 +344,28 @@ class Detector:
         if scheme.masks_repeated_contexts:
             kept = kept[first_occurrences(scored.contexts[kept])]
         kept = kept[first_occurrences(scored.units[kept])]
-        return scored.positions[kept], scored.values[kept]
+        return scored.positions[kept], scored.contexts[kept], scored.values[kept]
+
+    def detect_with_model(
+        self, ids: Sequence[int], distributions: NextTokenDistributions, *, scored_from: int = 0, sampling: Sampling | None = None,
+        allowed: Sequence[bool] | None = None,
+    ) -> DetectionResult:
+        """Detection by the provider who holds the generating model: each scored bit weighted by how much a
+        watermarked draw from the model's own sampling distribution at that position is expected to lift it
+        (aimark.detect.with_model). ``distributions`` has one row per id (the model's next-token distribution
+        before that id); the weights depend on the text and the model, never on the key, so the p-value is exact.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(distributions) != len(ids):
+            raise ValueError(f"one distribution per token id is needed ({len(distributions)} for {len(ids)} ids)")
+        mask = None if allowed is None else np.asarray(allowed, dtype=bool)
+        log_ps, counts = [], []
+        for scheme in self.schemes:
+            positions, contexts, values = self.scored_unit_contexts(scheme, ids, scored_from, mask)
+            log_p, count = model_weighted_log_p(scheme, ids, positions, contexts, values, distributions, sampling or Sampling())
+            log_ps.append(log_p)
+            counts.append(count)
+        return self._result(log_ps, counts, len(ids), scored_from, None, None, mask)
 
     def _score(
         self, scheme: WatermarkScheme, ids: np.ndarray, scored_from: int, allowed: np.ndarray | None = None

@@ -23,6 +23,26 @@ from aimark.keys import WatermarkKey
 from aimark.schemes._prf import sliding_windows
 
 
+#: Keys simulated per sampling distribution to estimate a scheme's expected excess (model-weighted detection),
+#: drawn from one fixed generator, so the estimate is a function of the distribution alone.
+SIGNAL_SIMULATIONS = 32
+SIGNAL_SEED = 20261207
+
+
+def significant_probabilities(log_probs: np.ndarray, negligible: float = 1e-6) -> np.ndarray:
+    """Rows of probabilities, each sorted high to low and cut after the last column any row needs: candidates
+    whose mass together is below ``negligible`` in every row cannot move an expectation the weights resolve."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        probs = np.exp(np.asarray(log_probs, dtype=np.float64))
+        probs = np.nan_to_num(probs / probs.sum(axis=1, keepdims=True))
+    probs = -np.sort(-probs, axis=1)
+    if probs.size:
+        tail_mass = np.cumsum(probs[:, ::-1], axis=1)[:, ::-1]  # mass from each column to the end
+        needed = int(np.max((tail_mass >= negligible).sum(axis=1), initial=1))
+        probs = probs[:, : max(needed, 1)]
+    return probs
+
+
 @dataclass(frozen=True)
 class BinomialNull:
     """Total = number of successes among ``trials_per_unit`` Bernoulli(p) draws per unit."""
@@ -113,6 +133,21 @@ class WatermarkScheme(ABC):
             usable &= ~(windows == pad_token_id).any(axis=1)
         rows = np.flatnonzero(usable)
         return rows, self.context_keys(windows[rows]) if len(rows) else np.empty(0, dtype=np.uint64)
+
+    def unit_of(self, token_ids: np.ndarray) -> np.ndarray:
+        """The unit each token id is scored as (the id itself, unless the scheme's units say otherwise)."""
+        return np.asarray(token_ids, dtype=np.int64)
+
+    def bits(self, context_keys: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Schemes whose unit value is a count of Bernoulli bits (:class:`BinomialNull`): those bits, one row
+        per (context, unit), one column per trial; their sum is the unit's value."""
+        raise NotImplementedError(f"the {self.name} scheme's values are not counts of bits")
+
+    def expected_bit_excess(self, log_probs: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Per row of candidates (the sampling distribution a token was drawn from), per bit of :meth:`bits`:
+        how far above the null's probability a watermarked draw's bit is expected to be, averaged over keys.
+        A function of the distribution alone, never of a key: detection with the model weights bits by it."""
+        raise NotImplementedError(f"the {self.name} scheme has no model-weighted detector (synthid and kgw keys have)")
 
     def scored_tokens(self, token_ids: np.ndarray) -> np.ndarray:
         """Per token id, whether detection scores it as a unit (every token, unless the scheme's units say

@@ -232,6 +232,19 @@ class SkeletonScheme(WatermarkScheme):
     def scored_tokens(self, token_ids: np.ndarray) -> np.ndarray:
         return self.vocabulary.unit_ids(token_ids) != 0
 
+    def unit_of(self, token_ids: np.ndarray) -> np.ndarray:
+        return self.vocabulary.unit_ids(token_ids)
+
+    def bits(self, context_keys, units):
+        return self.inner.bits(context_keys, units)
+
+    def expected_bit_excess(self, log_probs, candidates):
+        """The inner scheme's, over the content units a scored token is drawn among (layout keeps the model's
+        probability at generation and is never scored)."""
+        merged, unit_ids, _ = _merge_units(np.asarray(log_probs, dtype=np.float64), self.vocabulary.unit_ids(candidates))
+        content = np.where(unit_ids == 0, -np.inf, merged)
+        return self.inner.expected_bit_excess(content, unit_ids)
+
     # -- generation -----------------------------------------------------------------------
     def reweight(self, log_probs, candidates, windows, context_keys):
         units = self.vocabulary.unit_ids(candidates)

@@ -21,13 +21,21 @@ candidates) and ``transformers`` (bit-compatible with transformers'
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import numpy as np
 
 from aimark.keys import WatermarkKey
 from aimark.schemes._prf import TWO_POW_64, ContextHasher, derive_seed, pair, unit_ids
-from aimark.schemes.base import BinomialNull, PositionScores, WatermarkScheme
+from aimark.schemes.base import (
+    SIGNAL_SEED,
+    SIGNAL_SIMULATIONS,
+    BinomialNull,
+    PositionScores,
+    WatermarkScheme,
+    significant_probabilities,
+)
 
 _TRANSFORMERS_TABLE_SIZE = 1_000_003
 
@@ -179,6 +187,18 @@ class KGWScheme(WatermarkScheme):
                 is_green[rows] = lists.is_green(lists.lefthash_seed(previous), tokens[rows])
         contexts = self.context_keys(windows) if len(windows) else np.empty(0, np.uint64)
         return PositionScores(positions, unit_ids(seeds, tokens), contexts, is_green.astype(np.int64))
+
+    def expected_bit_excess(self, log_probs: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """E[green(drawn)] - gamma: the green list's probability after the bias, averaged over simulated keys
+        (each candidate green with probability gamma; a fixed generator: the same draws for every text)."""
+        probs = significant_probabilities(log_probs)
+        rng = np.random.default_rng(SIGNAL_SEED)
+        green = rng.random((SIGNAL_SIMULATIONS, *probs.shape)) < self._green_probability
+        boosted = probs * np.where(green, math.exp(self.bias), 1.0)
+        total = boosted.sum(axis=2)
+        hit = np.divide((boosted * green).sum(axis=2), total, out=np.zeros_like(total), where=total > 0).mean(axis=0)
+        live = probs.sum(axis=1) > 0
+        return np.where(live, np.maximum(hit - self._green_probability, 0.0), 0.0)[:, None]
 
     @property
     def null(self) -> BinomialNull:

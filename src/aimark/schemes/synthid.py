@@ -27,7 +27,14 @@ import numpy as np
 
 from aimark.keys import WatermarkKey
 from aimark.schemes._prf import ContextHasher, pair, unit_ids
-from aimark.schemes.base import BinomialNull, PositionScores, WatermarkScheme
+from aimark.schemes.base import (
+    SIGNAL_SEED,
+    SIGNAL_SIMULATIONS,
+    BinomialNull,
+    PositionScores,
+    WatermarkScheme,
+    significant_probabilities,
+)
 
 # transformers' accumulate_hash: newlib/musl LCG constants.
 _LCG_MULTIPLIER = np.int64(6364136223846793005)
@@ -130,6 +137,27 @@ class SynthIDScheme(WatermarkScheme):
         ones = self._scored_ones(context_keys, candidates)
         q, layers = self._one_probability, self.scored_layers
         return (ones - layers * q) / np.sqrt(layers * q * (1 - q))
+
+    def bits(self, context_keys: np.ndarray, units: np.ndarray) -> np.ndarray:
+        return self.g_values(context_keys, units)[..., : self.scored_layers]
+
+    def expected_bit_excess(self, log_probs: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """E[g_l(drawn)] - q per scored layer l. The tournament's layer update keeps each probability's expectation
+        over the key (a martingale), so E[g_l(drawn)] = q + q(1 - q) E[1 - sum_i p_i^2], p the distribution that
+        enters layer l: the collision probability of the distribution after l - 1 layers of random g-values,
+        averaged over :data:`SIGNAL_SIMULATIONS` simulated keys (a fixed generator: the same draws for every text)."""
+        probs = significant_probabilities(log_probs)
+        q = self._one_probability
+        rng = np.random.default_rng(SIGNAL_SEED)
+        paths = np.broadcast_to(probs, (SIGNAL_SIMULATIONS, *probs.shape)).copy()
+        excess = np.empty((len(probs), self.scored_layers))
+        for layer in range(self.scored_layers):
+            excess[:, layer] = q * (1 - q) * (paths.sum(axis=2) - np.square(paths).sum(axis=2)).mean(axis=0)
+            g = rng.random(paths.shape) < q
+            paths = paths * np.maximum(1.0 + g - (paths * g).sum(axis=2, keepdims=True), 0.0)
+            total = paths.sum(axis=2, keepdims=True)
+            paths = np.divide(paths, total, out=np.zeros_like(paths), where=total > 0)
+        return excess
 
     @property
     def null(self) -> BinomialNull:
