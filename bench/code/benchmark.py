@@ -23,6 +23,11 @@ MAX_NEW_TOKENS = 300
 # HumanEval's usual stop sequences: the function body ends where top-level code starts.
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
 GENERATED_SCHEMES = ("none", "kgw", "synthid", "sweet", "gumbel", "synthid-comments")
+# The sampled run (n completions per problem and scheme, generation.py's loop): no watermark, SynthID over
+# token ids, SynthID with code-skeleton units (formatter-invariant), and SWEET.
+SAMPLED_SCHEMES = ("none", "synthid", "synthid-code", "sweet")
+SAMPLES_PER_PROBLEM = 5
+SAMPLES_FIXTURE = ROOT / "bench" / "corpus" / "code_samples.jsonl.gz"
 # aimark's code scheme with the comment boost: SynthID's tournament everywhere, and inside comments the
 # weights tilted by this many nats per standard deviation of the code detector's statistic.
 COMMENT_BOOST = 2.0
@@ -46,7 +51,7 @@ def humaneval_problems(limit: int | None = None) -> list[Problem]:
 
 
 # -- keys ------------------------------------------------------------------------------
-WATERMARK_KEYS = ("kgw", "synthid", "gumbel", "sweet")
+WATERMARK_KEYS = ("kgw", "synthid", "gumbel", "sweet", "synthid-code")
 
 
 def benchmark_keys(tokenizer=None) -> dict:
@@ -67,22 +72,32 @@ def benchmark_keys(tokenizer=None) -> dict:
         binding = tokenizer_binding(tokenizer, "qwen2.5-coder-0.5b")
         (CACHE / "keys").mkdir(parents=True, exist_ok=True)
         for name in missing:
-            keys[name] = sweet_key() if name == "sweet" else generate_key(name, tokenizer=binding)
+            if name == "sweet":
+                keys[name] = sweet_key()
+            elif name == "synthid-code":
+                keys[name] = generate_key("synthid", tokenizer=binding, units="code-skeleton")
+            else:
+                keys[name] = generate_key(name, tokenizer=binding)
             save_key(keys[name], CACHE / "keys" / f"{name}.json")
     return keys
 
 
 # -- generation ------------------------------------------------------------------------
-def _cached(path: Path) -> dict[tuple[str, str], dict]:
-    rows: dict[tuple[str, str], dict] = {}
+def _read_rows(path: Path, *fields: str) -> dict[tuple, dict]:
+    """The JSONL(.gz) rows of ``path`` keyed by ``fields`` (a later row replaces an earlier one)."""
+    rows: dict[tuple, dict] = {}
     if path.is_file():
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as handle:
             for line in handle:
                 if line.strip():
                     row = json.loads(line)
-                    rows[(row["scheme"], row["task_id"])] = row
+                    rows[tuple(row[f] for f in fields)] = row
     return rows
+
+
+def _cached(path: Path) -> dict[tuple[str, str], dict]:
+    return _read_rows(path, "scheme", "task_id")
 
 
 def load_generations() -> dict[tuple[str, str], dict]:
@@ -132,15 +147,81 @@ def generate_all(problems: list[Problem], schemes=GENERATED_SCHEMES, seed: int =
     return done
 
 
-def export_fixture() -> Path:
-    rows = sorted(load_generations().values(), key=lambda r: (r["scheme"], r["task_id"]))
-    with gzip.open(FIXTURE, "wt", encoding="utf-8") as handle:
+def load_samples() -> dict[tuple[str, str, int], dict]:
+    """The sampled run's completions by (scheme, task_id, sample): the committed fixture, then the cache's shards."""
+    rows = _read_rows(SAMPLES_FIXTURE, "scheme", "task_id", "sample")
+    for path in sorted(CACHE.glob("samples-*.jsonl")):
+        rows |= _read_rows(path, "scheme", "task_id", "sample")
+    return rows
+
+
+def generate_samples(problems: list[Problem], *, schemes=SAMPLED_SCHEMES, samples: int = SAMPLES_PER_PROBLEM,
+                     shard: tuple[int, int] = (0, 1), seed: int = 0) -> None:
+    """The sampled run: for each problem (this shard's: index % count == shard), every scheme x sample in one
+    shrinking batch that shares the prompt's prefill (bench.code.generation). Resumable: a problem whose rows
+    are all cached is skipped; rows are appended to bench/cache/code/samples-<shard>.jsonl."""
+    from rich.progress import Progress
+
+    from aimark.engines import CODE_MODEL, load_model
+    from aimark.schemes import scheme_for_key
+    from aimark.schemes.processor import WatermarkLogitsProcessor
+
+    from bench.code import sweet as code_sweet
+    from bench.code.generation import Job, generate_jobs
+
+    index, count = shard
+    mine = [p for i, p in enumerate(problems) if i % count == index]
+    done = load_samples()
+    todo = [p for p in mine if any((s, p.task_id, k) not in done for s in schemes for k in range(samples))]
+    if not todo:
+        return
+    loaded = load_model(CODE_MODEL, progress=print)
+    keys = benchmark_keys(loaded.tokenizer)
+    watermark_schemes = {name: scheme_for_key(keys[name], vocab_size=loaded.vocab_size, tokenizer=loaded.tokenizer)
+                         for name in schemes if name in ("synthid", "synthid-code", "gumbel", "kgw")}
+    sweet = code_sweet.make_processor(keys["sweet"], loaded.vocab_size) if "sweet" in schemes else None
+    sampling = {"temperature": SAMPLING["temperature"], "top_k": SAMPLING["top_k"], "top_p": SAMPLING["top_p"]}
+
+    def processors_for(job: Job) -> list:
+        if job.scheme in watermark_schemes:
+            return [WatermarkLogitsProcessor(watermark_schemes[job.scheme], **sampling)]
+        return [sweet] if job.scheme == "sweet" else []
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"samples-{index}.jsonl").open("a", encoding="utf-8") as out, Progress() as bar:
+        task = bar.add_task(f"generating (shard {index + 1}/{count})", total=len(todo))
+        for problem in todo:
+            jobs = [Job(s, problem.task_id, k, problem.prompt) for s in schemes for k in range(samples) if (s, problem.task_id, k) not in done]
+            began = time.perf_counter()
+            completions = generate_jobs(loaded, problem.prompt, jobs, processors_for, max_new_tokens=MAX_NEW_TOKENS,
+                                        stop_strings=STOP_STRINGS, sampling=sampling, base_seed=seed)
+            seconds = time.perf_counter() - began
+            for completion in completions:
+                job = completion.job
+                out.write(json.dumps({"scheme": job.scheme, "task_id": job.task_id, "sample": job.sample, "completion": completion.text,
+                                      "num_tokens": completion.num_tokens, "finish_reason": completion.finish_reason,
+                                      "batch_seconds": seconds, "batch_rows": len(jobs)}, ensure_ascii=False) + "\n")
+            out.flush()
+            bar.advance(task)
+
+
+def _export(rows: list[dict], path: Path) -> Path:
+    """``rows`` to the committed fixture ``path``, with the keys they were made with (bench keys, not secrets)."""
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     FIXTURE_KEYS.mkdir(parents=True, exist_ok=True)
-    for path in (CACHE / "keys").glob("*.json"):
-        (FIXTURE_KEYS / path.name).write_bytes(path.read_bytes())
-    return FIXTURE
+    for key_path in (CACHE / "keys").glob("*.json"):
+        (FIXTURE_KEYS / key_path.name).write_bytes(key_path.read_bytes())
+    return path
+
+
+def export_samples_fixture() -> Path:
+    return _export(sorted(load_samples().values(), key=lambda r: (r["scheme"], r["task_id"], r["sample"])), SAMPLES_FIXTURE)
+
+
+def export_fixture() -> Path:
+    return _export(sorted(load_generations().values(), key=lambda r: (r["scheme"], r["task_id"])), FIXTURE)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,7 +233,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rescore", action="store_true",
                         help="after a detector change: re-score the detectors that need no model on the same generations; "
                              "pass@1 and SWEET's rows are kept from bench/results/code.json")
+    parser.add_argument("--sampled", action="store_true",
+                        help=f"the sampled run: {SAMPLES_PER_PROBLEM} completions per problem of {', '.join(SAMPLED_SCHEMES)}")
+    parser.add_argument("--shard", default="1/1", help="with --sampled --generate-only: generate problems i, i+n, ... (I/N)")
     args = parser.parse_args(argv)
+    if args.sampled:
+        problems = humaneval_problems(args.limit)
+        if args.export_fixture:
+            print(export_samples_fixture())
+            return
+        if not args.evaluate_only:
+            number, count = (int(part) for part in args.shard.split("/"))
+            generate_samples(problems, shard=(number - 1, count))
+        if args.generate_only:
+            return
+        from bench.code.sampled import evaluate_sampled
+
+        evaluate_sampled(problems, load_samples(), benchmark_keys(), out=RESULTS if args.limit is None else CACHE / "slice-results")
+        return
     if args.export_fixture:
         print(export_fixture())
         return
