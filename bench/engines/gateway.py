@@ -4,6 +4,7 @@ upstream directly, at 1, 4 and 16 concurrent clients, plain and streamed.
     python bench/engines/gateway.py                  # embedded model as aimark's own server; bench/results/gateway.{md,json}
     python bench/engines/gateway.py --model DIR      # another model directory for the upstream
     python bench/engines/gateway.py --upstream-url http://127.0.0.1:8001/v1 --upstream-model NAME   # e.g. a vLLM
+    python bench/engines/gateway.py --instant-only --out /tmp/gateway.md   # the gateway's own cost only (seconds, not minutes)
 
 Two upstreams, each started here as a real server on 127.0.0.1:
 - aimark's own server (`aimark serve --model …`, one model, generation serialised): the end-to-end picture;
@@ -186,9 +187,14 @@ def _table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _load(result: dict) -> str:
+    # Other work on the machine moves every figure here: the 1-minute load average at the start and the end.
+    return f" (load average {result['load'][0]} → {result['load'][1]})" if result.get("load") else ""
+
+
 def _markdown(result: dict) -> str:
     lines = ["# Gateway overhead (`bench/engines/gateway.py`)", "",
-             f"{result['when']} · {result['machine']} · 127.0.0.1, async httpx clients · gateway: `aimark serve "
+             f"{result['when']} · {result['machine']}{_load(result)} · 127.0.0.1, async httpx clients · gateway: `aimark serve "
              "--upstream` (one process), labels notice + C2PA (TEST ONLY signer) unless said, SQLite registry", "",
              f"Command: `{result['command']}`", ""]
     for section in result["upstreams"]:
@@ -208,10 +214,12 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=4, help="new tokens per request to a model upstream")
     parser.add_argument("--model-requests", type=int, default=3, help="requests per client per run on a model upstream")
     parser.add_argument("--instant-requests", type=int, default=50, help="requests per client per run on the instant upstream")
+    parser.add_argument("--instant-only", action="store_true", help="measure the instant upstream only (no model upstream)")
     parser.add_argument("--out", type=Path, default=RESULTS / "gateway.md")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="aimark-gateway-bench-"))
+    load_before = os.getloadavg()[0]
     from aimark.provenance.test_pki import generate_test_pki
 
     pki = generate_test_pki().write(work / "pki")
@@ -234,26 +242,28 @@ def main() -> int:
                                    f"{' + C2PA' if c2pa else ' only'}", "rows": rows,
                           "note": f"{args.instant_requests} requests per client per run; a plain answer of 32 tokens' text, "
                                   "a stream of 10 chunks."})
-    if args.upstream_url:
-        with _serve(gateway_args(args.upstream_url, "model"), work / "gateway-model.log") as gateway:
-            print(f"upstream {args.upstream_url}", file=sys.stderr)
-            rows = _compare(args.upstream_url, api_key, gateway, api_key, args.upstream_model, args,
-                            lambda c: c * args.model_requests)
-        title = f"`{args.upstream_model}` at a given URL"
-    else:
-        own = ["--api-key-file", str(work / "api-keys"), "--db-url", f"sqlite:///{work / 'upstream.sqlite3'}"]
-        own += ["--model", args.model] if args.model else []
-        with _serve(own, work / "upstream.log") as upstream, \
-                _serve(gateway_args(f"{upstream}/v1", "model"), work / "gateway-model.log") as gateway:
-            model_name = httpx.get(f"{upstream}/v1/info").json()["model"]
-            print(f"aimark's own server, {model_name}", file=sys.stderr)
-            rows = _compare(f"{upstream}/v1", api_key, gateway, api_key, "aimark", args, lambda c: c * args.model_requests)
-        title = f"aimark's own server (`aimark serve`, model `{model_name}`, one model: requests queue)"
-    upstreams.append({"title": title, "rows": rows,
-                      "note": f"{args.model_requests} requests per client per run, {args.max_tokens} new tokens each."})
+    if not args.instant_only:
+        if args.upstream_url:
+            with _serve(gateway_args(args.upstream_url, "model"), work / "gateway-model.log") as gateway:
+                print(f"upstream {args.upstream_url}", file=sys.stderr)
+                rows = _compare(args.upstream_url, api_key, gateway, api_key, args.upstream_model, args,
+                                lambda c: c * args.model_requests)
+            title = f"`{args.upstream_model}` at a given URL"
+        else:
+            own = ["--api-key-file", str(work / "api-keys"), "--db-url", f"sqlite:///{work / 'upstream.sqlite3'}"]
+            own += ["--model", args.model] if args.model else []
+            with _serve(own, work / "upstream.log") as upstream, \
+                    _serve(gateway_args(f"{upstream}/v1", "model"), work / "gateway-model.log") as gateway:
+                model_name = httpx.get(f"{upstream}/v1/info").json()["model"]
+                print(f"aimark's own server, {model_name}", file=sys.stderr)
+                rows = _compare(f"{upstream}/v1", api_key, gateway, api_key, "aimark", args, lambda c: c * args.model_requests)
+            title = f"aimark's own server (`aimark serve`, model `{model_name}`, one model: requests queue)"
+        upstreams.append({"title": title, "rows": rows,
+                          "note": f"{args.model_requests} requests per client per run, {args.max_tokens} new tokens each."})
 
     result = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+              "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
               "command": "python bench/engines/gateway.py " + " ".join(sys.argv[1:]),
               "args": vars(args) | {"out": str(args.out)}, "upstreams": upstreams}
     args.out.parent.mkdir(parents=True, exist_ok=True)
