@@ -379,6 +379,43 @@ def test_a_stream_broken_midway_ends_in_an_error_event_unregistered_and_unclaime
     assert gateway.app.state.runtime.registry.count() == 0
 
 
+def _expire_signing_certificate(gateway) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    credentials = gateway.app.state.runtime.config.credentials
+    ended = datetime.now(UTC) - timedelta(days=1)
+    object.__setattr__(credentials, "_validity", (ended - timedelta(days=30), ended))  # as if it had expired meanwhile
+
+
+def _break_registry(gateway) -> None:
+    from aimark.registry import RegistryError
+
+    def refuse(record):
+        raise RegistryError("disk full")
+
+    gateway.app.state.runtime.registry.record = refuse
+
+
+@pytest.mark.parametrize(("failure", "code"), [(_expire_signing_certificate, "signing_unavailable"),
+                                               (_break_registry, "registry_unavailable")])
+def test_an_answer_that_cannot_be_signed_or_recorded_is_a_clear_503_and_never_leaves(scripted, gateway_factory,
+                                                                                        failure, code):
+    server, upstream = scripted
+    gateway = gateway_factory(upstream)
+    assert gateway.post("/v1/chat/completions", json=_chat(upstream), headers=AUTH).status_code == 200
+    failure(gateway)
+    response = gateway.post("/v1/chat/completions", json=_chat(upstream), headers=AUTH)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    error = response.json()["error"]
+    assert error["code"] == code and "not issued" in error["message"] and "choices" not in response.json()
+    server.mode = "good_stream"
+    with gateway.stream("POST", "/v1/chat/completions", headers=AUTH, json=_chat(upstream, stream=True)) as streamed:
+        events = _events(streamed)
+    assert "[DONE]" not in events and events[-1]["error"]["code"] == code
+    assert not any("aimark" in event for event in events[:-1])
+    assert gateway.app.state.runtime.registry.count() == 1  # the first answer only
+
+
 @pytest.mark.parametrize("algorithm", ["es256", "ed25519"])
 def test_answers_issued_together_each_carry_a_valid_signature_and_a_record(scripted, gateway_factory, algorithm):
     """Signers are reused per thread after a first signature verified by c2pa-rs: answers signed at the same time,
