@@ -4,7 +4,7 @@ upstream directly, at 1, 4 and 16 concurrent clients, plain and streamed.
     python bench/engines/gateway.py                  # embedded model as aimark's own server; bench/results/gateway.{md,json}
     python bench/engines/gateway.py --model DIR      # another model directory for the upstream
     python bench/engines/gateway.py --upstream-url http://127.0.0.1:8001/v1 --upstream-model NAME   # e.g. a vLLM
-    python bench/engines/gateway.py --instant-only --out /tmp/gateway.md   # the gateway's own cost only (seconds, not minutes)
+    python bench/engines/gateway.py --instant-only   # the gateway's own cost only, no model upstream; bench/results/gateway-instant.{md,json}
     python bench/engines/gateway.py --instant-only --signer ed25519       # C2PA with an Ed25519 certificate (default ES256)
 
 Two upstreams, each started here as a real server on 127.0.0.1:
@@ -247,8 +247,10 @@ def main() -> int:
     parser.add_argument("--instant-requests", type=int, default=50, help="requests per client per run on the instant upstream")
     parser.add_argument("--signer", default="es256", help="the TEST ONLY C2PA signer's algorithm: es256 or ed25519")
     parser.add_argument("--instant-only", action="store_true", help="measure the instant upstream only (no model upstream)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "gateway.md")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default bench/results/gateway.md, with --instant-only bench/results/gateway-instant.md")
     args = parser.parse_args()
+    args.out = args.out or RESULTS / ("gateway-instant.md" if args.instant_only else "gateway.md")
 
     work = Path(tempfile.mkdtemp(prefix="aimark-gateway-bench-"))
     load_before = os.getloadavg()[0]
