@@ -4,6 +4,8 @@ upstream directly, at 1, 4 and 16 concurrent clients, plain and streamed.
     python bench/engines/gateway.py                  # embedded model as aimark's own server; bench/results/gateway.{md,json}
     python bench/engines/gateway.py --model DIR      # another model directory for the upstream
     python bench/engines/gateway.py --upstream-url http://127.0.0.1:8001/v1 --upstream-model NAME   # e.g. a vLLM
+    python bench/engines/gateway.py --instant-only   # the gateway's own cost only, no model upstream; bench/results/gateway-instant.{md,json}
+    python bench/engines/gateway.py --instant-only --signer ed25519       # C2PA with an Ed25519 certificate (default ES256)
 
 Two upstreams, each started here as a real server on 127.0.0.1:
 - aimark's own server (`aimark serve --model …`, one model, generation serialised): the end-to-end picture;
@@ -152,6 +154,20 @@ async def _measure(base_url: str, api_key: str | None, model: str, *, stream: bo
     return row
 
 
+def _server_cpu_s(url: str) -> float:
+    """CPU seconds (user + system) the `aimark serve` child serving ``url`` has used so far: unlike latency, what
+    a request costs the gateway in CPU time hardly moves with the machine's other load."""
+    import psutil
+
+    port = url.rsplit(":", 1)[1]
+    for child in psutil.Process().children():
+        command = child.cmdline()
+        if "--port" in command and command[command.index("--port") + 1] == port:
+            times = child.cpu_times()
+            return times.user + times.system
+    raise RuntimeError(f"no aimark serve child on port {port}")
+
+
 def _compare(direct_url: str, direct_key: str | None, gateway_url: str, gateway_key: str, model: str, args,
              requests_for) -> list[dict]:
     rows = []
@@ -161,8 +177,12 @@ def _compare(direct_url: str, direct_key: str | None, gateway_url: str, gateway_
             measured = {}
             for name, url, key in (("direct", direct_url, direct_key), ("gateway", f"{gateway_url}/v1", gateway_key)):
                 print(f"  {name:7} stream={stream!s:5} clients={concurrency:2} requests={requests}", file=sys.stderr)
+                cpu_before = _server_cpu_s(gateway_url) if name == "gateway" else 0.0
                 measured[name] = asyncio.run(_measure(url, key, model, stream=stream, concurrency=concurrency,
                                                       requests=requests, max_tokens=args.max_tokens))
+                if name == "gateway":  # the warm-up request included
+                    measured[name]["cpu_ms_per_request"] = round((_server_cpu_s(gateway_url) - cpu_before) * 1000
+                                                                 / (requests + 1), 2)
             direct, gateway = measured["direct"], measured["gateway"]
             rows.append({"stream": stream, "clients": concurrency, "direct": direct, "gateway": gateway,
                          "added_p50_ms": round(gateway["p50_ms"] - direct["p50_ms"], 2),
@@ -174,7 +194,8 @@ def _compare(direct_url: str, direct_key: str | None, gateway_url: str, gateway_
 
 def _table(rows: list[dict]) -> list[str]:
     lines = ["| mode | clients | direct p50 / p99 ms | gateway p50 / p99 ms | added p50 / p99 ms | direct req/s | "
-             "gateway req/s | gateway/direct throughput | errors |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "gateway req/s | gateway/direct throughput | gateway CPU ms/request | errors |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         d, g = row["direct"], row["gateway"]
         mode = "stream" if row["stream"] else "plain"
@@ -182,21 +203,37 @@ def _table(rows: list[dict]) -> list[str]:
             mode += f" (first chunk p50 {d['first_chunk_p50_ms']} → {g['first_chunk_p50_ms']} ms)"
         lines.append(f"| {mode} | {row['clients']} | {d['p50_ms']} / {d['p99_ms']} | {g['p50_ms']} / {g['p99_ms']} | "
                      f"{row['added_p50_ms']} / {row['added_p99_ms']} | {d['requests_per_s']} | {g['requests_per_s']} | "
-                     f"{row['throughput_ratio']} | {d['errors'] + g['errors']} |")
+                     f"{row['throughput_ratio']} | {g.get('cpu_ms_per_request', '')} | {d['errors'] + g['errors']} |")
     return lines
+
+
+def _uvicorn_stack() -> str:
+    """What the gateway's uvicorn runs on: it takes httptools and uvloop when they are installed (aimark[serve])."""
+    import importlib.util
+
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"uvicorn on {http} + {loop}"
+
+
+def _load(result: dict) -> str:
+    # Other work on the machine moves every figure here: the 1-minute load average at the start and the end.
+    return f" (load average {result['load'][0]} → {result['load'][1]})" if result.get("load") else ""
 
 
 def _markdown(result: dict) -> str:
     lines = ["# Gateway overhead (`bench/engines/gateway.py`)", "",
-             f"{result['when']} · {result['machine']} · 127.0.0.1, async httpx clients · gateway: `aimark serve "
-             "--upstream` (one process), labels notice + C2PA (TEST ONLY signer) unless said, SQLite registry", "",
+             f"{result['when']} · {result['machine']}{_load(result)} · 127.0.0.1, async httpx clients · gateway: `aimark serve "
+             f"--upstream` (one process, {result.get('server', 'uvicorn')}), labels notice + C2PA (TEST ONLY "
+             f"{result.get('args', {}).get('signer', 'es256').upper()} signer) unless said, SQLite registry", "",
              f"Command: `{result['command']}`", ""]
     for section in result["upstreams"]:
         lines += [f"## Upstream: {section['title']}", "", section["note"], ""]
         lines += _table(section["rows"]) + [""]
     lines += ["Added latency is the gateway's percentile minus the direct one over the same requests (same prompts and "
-              "seeds), run one after the other; on a shared machine a negative figure is noise. Target (issue 15): "
-              "≤ 5 ms p50 added, no loss of throughput.", ""]
+              "seeds), run one after the other; on a shared machine a negative figure is noise. Gateway CPU ms/request: "
+              "user + system CPU time of the gateway process over the run, per request (the machine's other load moves "
+              "it far less than latency). Target (issue 15): ≤ 5 ms p50 added, no loss of throughput.", ""]
     return "\n".join(lines)
 
 
@@ -208,13 +245,18 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=4, help="new tokens per request to a model upstream")
     parser.add_argument("--model-requests", type=int, default=3, help="requests per client per run on a model upstream")
     parser.add_argument("--instant-requests", type=int, default=50, help="requests per client per run on the instant upstream")
-    parser.add_argument("--out", type=Path, default=RESULTS / "gateway.md")
+    parser.add_argument("--signer", default="es256", help="the TEST ONLY C2PA signer's algorithm: es256 or ed25519")
+    parser.add_argument("--instant-only", action="store_true", help="measure the instant upstream only (no model upstream)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default bench/results/gateway.md, with --instant-only bench/results/gateway-instant.md")
     args = parser.parse_args()
+    args.out = args.out or RESULTS / ("gateway-instant.md" if args.instant_only else "gateway.md")
 
     work = Path(tempfile.mkdtemp(prefix="aimark-gateway-bench-"))
+    load_before = os.getloadavg()[0]
     from aimark.provenance.test_pki import generate_test_pki
 
-    pki = generate_test_pki().write(work / "pki")
+    pki = (generate_test_pki() if args.signer == "es256" else generate_test_pki(algorithm=args.signer)).write(work / "pki")
     api_key = "amk-bench-" + secrets.token_urlsafe(16)
     (work / "api-keys").write_text(api_key + "\n", encoding="utf-8")
     os.chmod(work / "api-keys", 0o600)
@@ -234,26 +276,28 @@ def main() -> int:
                                    f"{' + C2PA' if c2pa else ' only'}", "rows": rows,
                           "note": f"{args.instant_requests} requests per client per run; a plain answer of 32 tokens' text, "
                                   "a stream of 10 chunks."})
-    if args.upstream_url:
-        with _serve(gateway_args(args.upstream_url, "model"), work / "gateway-model.log") as gateway:
-            print(f"upstream {args.upstream_url}", file=sys.stderr)
-            rows = _compare(args.upstream_url, api_key, gateway, api_key, args.upstream_model, args,
-                            lambda c: c * args.model_requests)
-        title = f"`{args.upstream_model}` at a given URL"
-    else:
-        own = ["--api-key-file", str(work / "api-keys"), "--db-url", f"sqlite:///{work / 'upstream.sqlite3'}"]
-        own += ["--model", args.model] if args.model else []
-        with _serve(own, work / "upstream.log") as upstream, \
-                _serve(gateway_args(f"{upstream}/v1", "model"), work / "gateway-model.log") as gateway:
-            model_name = httpx.get(f"{upstream}/v1/info").json()["model"]
-            print(f"aimark's own server, {model_name}", file=sys.stderr)
-            rows = _compare(f"{upstream}/v1", api_key, gateway, api_key, "aimark", args, lambda c: c * args.model_requests)
-        title = f"aimark's own server (`aimark serve`, model `{model_name}`, one model: requests queue)"
-    upstreams.append({"title": title, "rows": rows,
-                      "note": f"{args.model_requests} requests per client per run, {args.max_tokens} new tokens each."})
+    if not args.instant_only:
+        if args.upstream_url:
+            with _serve(gateway_args(args.upstream_url, "model"), work / "gateway-model.log") as gateway:
+                print(f"upstream {args.upstream_url}", file=sys.stderr)
+                rows = _compare(args.upstream_url, api_key, gateway, api_key, args.upstream_model, args,
+                                lambda c: c * args.model_requests)
+            title = f"`{args.upstream_model}` at a given URL"
+        else:
+            own = ["--api-key-file", str(work / "api-keys"), "--db-url", f"sqlite:///{work / 'upstream.sqlite3'}"]
+            own += ["--model", args.model] if args.model else []
+            with _serve(own, work / "upstream.log") as upstream, \
+                    _serve(gateway_args(f"{upstream}/v1", "model"), work / "gateway-model.log") as gateway:
+                model_name = httpx.get(f"{upstream}/v1/info").json()["model"]
+                print(f"aimark's own server, {model_name}", file=sys.stderr)
+                rows = _compare(f"{upstream}/v1", api_key, gateway, api_key, "aimark", args, lambda c: c * args.model_requests)
+            title = f"aimark's own server (`aimark serve`, model `{model_name}`, one model: requests queue)"
+        upstreams.append({"title": title, "rows": rows,
+                          "note": f"{args.model_requests} requests per client per run, {args.max_tokens} new tokens each."})
 
     result = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+              "load": [round(load_before, 2), round(os.getloadavg()[0], 2)], "server": _uvicorn_stack(),
               "command": "python bench/engines/gateway.py " + " ".join(sys.argv[1:]),
               "args": vars(args) | {"out": str(args.out)}, "upstreams": upstreams}
     args.out.parent.mkdir(parents=True, exist_ok=True)

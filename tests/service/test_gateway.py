@@ -68,8 +68,8 @@ def gateway_factory(pki, tmp_path):
 
     made = []
 
-    def factory(upstream: Upstream, *, watermark: bool = True, **limits):
-        config = make_config(pki, api_key_digests=frozenset({api_key_digest(GATEWAY_KEY)}),
+    def factory(upstream: Upstream, *, watermark: bool = True, signer_pki=None, **limits):
+        config = make_config(signer_pki or pki, api_key_digests=frozenset({api_key_digest(GATEWAY_KEY)}),
                              db_url=f"sqlite:///{tmp_path / f'gateway-{len(made)}.sqlite3'}")
         upstream_config = UpstreamConfig(f"{upstream.base_url}/v1", api_key=upstream.api_key, **limits)
         keys = (upstream.key_path,) if watermark and upstream.key_path else ()
@@ -377,6 +377,70 @@ def test_a_stream_broken_midway_ends_in_an_error_event_unregistered_and_unclaime
     assert last["error"]["code"] == code and last["error"]["message"].endswith("this answer is incomplete and was not issued")
     assert not any("aimark" in c for c in chunks) and all(c["choices"][0]["finish_reason"] is None for c in chunks)
     assert gateway.app.state.runtime.registry.count() == 0
+
+
+def _expire_signing_certificate(gateway) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    credentials = gateway.app.state.runtime.config.credentials
+    ended = datetime.now(UTC) - timedelta(days=1)
+    object.__setattr__(credentials, "_validity", (ended - timedelta(days=30), ended))  # as if it had expired meanwhile
+
+
+def _break_registry(gateway) -> None:
+    from aimark.registry import RegistryError
+
+    def refuse(record):
+        raise RegistryError("disk full")
+
+    gateway.app.state.runtime.registry.record = refuse
+
+
+@pytest.mark.parametrize(("failure", "code"), [(_expire_signing_certificate, "signing_unavailable"),
+                                               (_break_registry, "registry_unavailable")])
+def test_an_answer_that_cannot_be_signed_or_recorded_is_a_clear_503_and_never_leaves(scripted, gateway_factory,
+                                                                                        failure, code):
+    server, upstream = scripted
+    gateway = gateway_factory(upstream)
+    assert gateway.post("/v1/chat/completions", json=_chat(upstream), headers=AUTH).status_code == 200
+    failure(gateway)
+    response = gateway.post("/v1/chat/completions", json=_chat(upstream), headers=AUTH)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    error = response.json()["error"]
+    assert error["code"] == code and "not issued" in error["message"] and "choices" not in response.json()
+    server.mode = "good_stream"
+    with gateway.stream("POST", "/v1/chat/completions", headers=AUTH, json=_chat(upstream, stream=True)) as streamed:
+        events = _events(streamed)
+    assert "[DONE]" not in events and events[-1]["error"]["code"] == code
+    assert not any("aimark" in event for event in events[:-1])
+    assert gateway.app.state.runtime.registry.count() == 1  # the first answer only
+
+
+@pytest.mark.parametrize("algorithm", ["es256", "ed25519"])
+def test_answers_issued_together_each_carry_a_valid_signature_and_a_record(scripted, gateway_factory, algorithm):
+    """Signers are reused per thread after a first signature verified by c2pa-rs: answers signed at the same time,
+    on several threads, are each signed, trusted, bound to their text and registered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aimark.provenance import read_c2pa
+    from aimark.provenance.test_pki import generate_test_pki
+
+    _server, upstream = scripted
+    signer_pki = generate_test_pki(algorithm=algorithm)
+    gateway = gateway_factory(upstream, signer_pki=signer_pki)
+
+    def ask(_: int) -> tuple[str, str]:
+        body = gateway.post("/v1/chat/completions", json=_chat(upstream), headers=AUTH).json()
+        return body["choices"][0]["message"]["content"], body["aimark"]["content_id"]
+
+    with ThreadPoolExecutor(6) as pool:
+        issued = list(pool.map(ask, range(12)))
+    registry = gateway.app.state.runtime.registry
+    assert len({content_id for _, content_id in issued}) == 12 == registry.count()
+    for text, content_id in issued:
+        report = read_c2pa(text.encode(), "answer.txt", signer_pki.trust_anchor_pem)
+        assert report.valid and report.trusted and report.manifest["generation"]["content_id"] == content_id
+        assert registry.get(content_id)["sha256"] == sha256_text(text)
 
 
 def test_streams_reach_the_upstream_together_not_one_after_another(scripted, gateway_factory, pki, tmp_path):

@@ -37,15 +37,13 @@ def sign_container(media_type: str, data: bytes, credentials: SigningCredentials
     """`data` with a C2PA manifest embedded by c2pa-rs."""
     if media_type == DOCX:
         data = store_uncompressed(data)
-    signer = credentials.c2pa_signer()
     out = io.BytesIO()
     try:
-        with c2pa.Builder(info.manifest_definition(media_type)) as builder:
+        with credentials.signing() as (signer, context), \
+                c2pa.Builder(info.manifest_definition(media_type), context=context) as builder:
             builder.sign(signer, media_type, io.BytesIO(data), out)
     except c2pa.C2paError as err:
         raise ProvenanceError("aimark.c2pa.signingFailed", f"c2pa could not sign this {CARRIER_NAMES[media_type]}: {first_line(err)}") from err
-    finally:
-        signer.close()
     return out.getvalue()
 
 

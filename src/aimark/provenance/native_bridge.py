@@ -16,6 +16,7 @@ import c2pa
 from c2pa import c2pa as _c2pa_module
 
 from aimark.provenance.errors import ProvenanceError
+from aimark.provenance.signing import SigningCredentials
 
 MANIFEST_STORE_FORMAT = b"application/c2pa"
 _BytesOut = ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte))
@@ -56,15 +57,20 @@ def _handle(resource) -> ctypes.c_void_p:
     return ctypes.cast(resource._handle, ctypes.c_void_p)
 
 
-def sign_data_hashed(definition: dict, signer: c2pa.Signer, make_data_hash) -> bytes:
+def sign_data_hashed(definition: dict, credentials: SigningCredentials, make_data_hash) -> bytes:
     """Sign `definition` with a `c2pa.hash.data` assertion and return the JUMBF manifest store.
 
     `make_data_hash(manifest_size)` receives the exact size the signed store will have (c2pa-rs pads
     the signed store to the placeholder's size) and returns the data-hash dict: exclusions in bytes,
     `alg`, and `hash` (bytes). The size comes first because the exclusion length depends on it.
     """
+    with credentials.signing() as (signer, context):
+        return _sign_data_hashed(definition, signer, context, make_data_hash)
+
+
+def _sign_data_hashed(definition: dict, signer: c2pa.Signer, context: c2pa.Context, make_data_hash) -> bytes:
     lib = _library()
-    builder = c2pa.Builder(definition)
+    builder = c2pa.Builder(definition, context=context)
     try:
         out = ctypes.POINTER(ctypes.c_ubyte)()
         size = lib.c2pa_builder_data_hashed_placeholder(
@@ -88,7 +94,6 @@ def sign_data_hashed(definition: dict, signer: c2pa.Signer, make_data_hash) -> b
         store = _take_bytes(size, out, "signing")
     finally:
         builder.close()
-        signer.close()
     if len(store) != placeholder_size:
         # The exclusion recorded in the signed hash would not match the embedded wrapper.
         raise ProvenanceError(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from aimark.files import PRIVATE_MODE, write_atomic
@@ -60,8 +60,14 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def generate_test_pki(signer_name: str = "aimark TEST ONLY signer") -> TestPki:
-    """A fresh root CA and an ES256 signing certificate issued by it (valid for ten years)."""
+_SIGNER_KEYS = {"es256": lambda: ec.generate_private_key(ec.SECP256R1()), "ed25519": ed25519.Ed25519PrivateKey.generate}
+
+
+def generate_test_pki(signer_name: str = "aimark TEST ONLY signer", algorithm: str = "es256") -> TestPki:
+    """A fresh root CA (P-256) and a signing certificate issued by it (valid for ten years) whose key signs
+    with ``algorithm``: es256 (EC P-256) or ed25519."""
+    if algorithm not in _SIGNER_KEYS:
+        raise ValueError(f"test signer algorithm must be one of {sorted(_SIGNER_KEYS)}")
     now = datetime.datetime.now(datetime.timezone.utc)
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = _name("aimark TEST ONLY root CA")
@@ -75,7 +81,7 @@ def generate_test_pki(signer_name: str = "aimark TEST ONLY signer") -> TestPki:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
         .sign(root_key, hashes.SHA256())
     )
-    signer_key = ec.generate_private_key(ec.SECP256R1())
+    signer_key = _SIGNER_KEYS[algorithm]()
     leaf = (
         x509.CertificateBuilder()
         .subject_name(_name(signer_name)).issuer_name(root_name).public_key(signer_key.public_key())

@@ -42,7 +42,7 @@ def sign_unstructured(data: bytes, credentials: SigningCredentials, info: Genera
 
     from aimark.provenance.native_bridge import sign_data_hashed
 
-    store = sign_data_hashed(info.manifest_definition("text/plain"), credentials.c2pa_signer(), make_data_hash)
+    store = sign_data_hashed(info.manifest_definition("text/plain"), credentials, make_data_hash)
     return data + unstructured_text.encode_wrapper(store).encode("utf-8")
 
 
@@ -67,7 +67,7 @@ def sign_structured(
 
     from aimark.provenance.native_bridge import sign_data_hashed
 
-    store = sign_data_hashed(info.manifest_definition("text/plain"), credentials.c2pa_signer(), make_data_hash)
+    store = sign_data_hashed(info.manifest_definition("text/plain"), credentials, make_data_hash)
     line = place.before + structured_text.manifest_line(kind.prefix, kind.suffix, store) + place.after
     return (text[: place.offset] + line + text[place.offset + place.consumed :]).encode("utf-8")
 

@@ -71,6 +71,9 @@ registry_meta = sa.Table(
     sa.Column("value", sa.String(200), nullable=False),
 )
 
+_INSERT_ISSUED = issued_content.insert()
+_INSERT_FINGERPRINT = content_fingerprints.insert()
+
 _REGISTRY_FILE = "registry.sqlite3"
 _SECRET_CHECK = b"aimark-registry-secret-check"
 _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
@@ -294,13 +297,15 @@ class Registry:
 
     def _insert(self, connection, record: IssuedRecord) -> None:
         text_print = self.fingerprint(record.generated_text if record.generated_text is not None else record.text)
-        connection.execute(issued_content.insert().values(
-            content_id=record.content_id, sha256=sha256_text(record.text), content_sha256=text_print.content_sha256,
-            num_fingerprints=len(text_print.hashes), num_tokens=text_print.num_tokens, key_id=record.key_id,
-            model=record.model, profile=record.profile, issued_at=_aware(record.issued_at),
-        ))
+        # The values go as parameters of the one INSERT statement (compiled once, then cached), not into a new
+        # statement per record (`.values(...)`, which SQLAlchemy coerces and compiles each time).
+        connection.execute(_INSERT_ISSUED, {
+            "content_id": record.content_id, "sha256": sha256_text(record.text), "content_sha256": text_print.content_sha256,
+            "num_fingerprints": len(text_print.hashes), "num_tokens": text_print.num_tokens, "key_id": record.key_id,
+            "model": record.model, "profile": record.profile, "issued_at": _aware(record.issued_at),
+        })
         if text_print.hashes:
-            connection.execute(content_fingerprints.insert(),
+            connection.execute(_INSERT_FINGERPRINT,
                                [{"content_id": record.content_id, "hash": h} for h in sorted(text_print.hashes)])
 
     def purge(self, *, now: datetime | None = None) -> int:

@@ -393,13 +393,24 @@ async def _complete(request: Request, *, chat: bool):
 
     try:
         content_ids = await anyio.to_thread.run_sync(issue_all)
-    except Exception as err:  # noqa: BLE001 - the client gets a fixed message, the log the type only
-        logger.error("could not record an upstream answer: %s", type(err).__name__)
-        raise ApiError(503, "registry_unavailable", "the issuance registry cannot be written; try again later",
-                       headers={"Retry-After": "5"}) from None
+    except Exception as err:  # noqa: BLE001 - the client gets a fixed message, the log the type (or code) only
+        raise _not_issued(err, "") from None
     document["aimark"] = aimark_extension(runtime, content_ids, language)
     # Plain JSON already (it was parsed from JSON): FastAPI's generic encoder would walk it again, per request.
     return JSONResponse(document)
+
+
+def _not_issued(err: Exception, what: str) -> ApiError:
+    """Why an answer that came back was not issued: it could not be signed (C2PA), or not be recorded."""
+    from aimark.provenance import ProvenanceError
+
+    if isinstance(err, ProvenanceError):  # e.g. signing.certificateNotValidNow: the operator's to mend, said by code
+        logger.error("could not sign a %supstream answer: %s", what, err.code)
+        return ApiError(503, "signing_unavailable", f"the answer could not be signed ({err.code}): it was not issued; "
+                                                    "try again later", headers={"Retry-After": "5"})
+    logger.error("could not record a %supstream answer: %s", what, type(err).__name__)
+    return ApiError(503, "registry_unavailable", "the issuance registry cannot be written: the answer was not issued; "
+                                                 "try again later", headers={"Retry-After": "5"})
 
 
 def _issue(runtime: GatewayRuntime, generated: str, model: str, choice: dict, chat: bool) -> str:
@@ -520,10 +531,9 @@ async def _stream(request: Request, body: dict, language: str | None, *, chat: b
 
             try:
                 suffix = await anyio.to_thread.run_sync(issue)
-            except Exception as err:  # noqa: BLE001 - logged by type; the client is told it was not issued
-                logger.error("could not record a streamed upstream answer: %s", type(err).__name__)
-                yield sse(error_body(503, "registry_unavailable", "the issuance registry cannot be written: this answer "
-                                                                  "was not issued; try again later"))
+            except Exception as err:  # noqa: BLE001 - logged by type (or code); the client is told it was not issued
+                failure = _not_issued(err, "streamed ")
+                yield sse(error_body(failure.status, failure.code, failure.message))
                 return
             extension = aimark_extension(runtime, [content_id], language)
             head = {name: template[name] for name in _CHUNK_FIELDS if name in template}
