@@ -23,10 +23,11 @@ MAX_NEW_TOKENS = 300
 # HumanEval's usual stop sequences: the function body ends where top-level code starts.
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
 GENERATED_SCHEMES = ("none", "kgw", "synthid", "sweet", "gumbel", "synthid-comments")
-# The sampled run (n completions per problem and scheme, generation.py's loop): no watermark, SynthID over
-# token ids, SynthID with code-skeleton units (formatter-invariant), and SWEET.
-SAMPLED_SCHEMES = ("none", "synthid", "synthid-code", "sweet")
+# The sampled run (generation.py's loop): completions per problem of no watermark, SynthID with code-skeleton
+# units (formatter-invariant), SWEET, and (one per problem: its formatter rows, not its pass@1) SynthID over
+# token ids, the scheme code-skeleton units replace for code.
 SAMPLES_PER_PROBLEM = 5
+SAMPLED_SCHEMES = {"none": SAMPLES_PER_PROBLEM, "synthid-code": SAMPLES_PER_PROBLEM, "sweet": SAMPLES_PER_PROBLEM, "synthid": 1}
 SAMPLES_FIXTURE = ROOT / "bench" / "corpus" / "code_samples.jsonl.gz"
 # aimark's code scheme with the comment boost: SynthID's tournament everywhere, and inside comments the
 # weights tilted by this many nats per standard deviation of the code detector's statistic.
@@ -155,8 +156,8 @@ def load_samples() -> dict[tuple[str, str, int], dict]:
     return rows
 
 
-def generate_samples(problems: list[Problem], *, schemes=SAMPLED_SCHEMES, samples: int = SAMPLES_PER_PROBLEM,
-                     shard: tuple[int, int] = (0, 1), seed: int = 0) -> None:
+def generate_samples(problems: list[Problem], *, schemes: dict[str, int] = SAMPLED_SCHEMES, shard: tuple[int, int] = (0, 1),
+                     seed: int = 0) -> None:
     """The sampled run: for each problem (this shard's: index % count == shard), every scheme x sample in one
     shrinking batch that shares the prompt's prefill (bench.code.generation). Resumable: a problem whose rows
     are all cached is skipped; rows are appended to bench/cache/code/samples-<shard>.jsonl."""
@@ -172,7 +173,7 @@ def generate_samples(problems: list[Problem], *, schemes=SAMPLED_SCHEMES, sample
     index, count = shard
     mine = [p for i, p in enumerate(problems) if i % count == index]
     done = load_samples()
-    todo = [p for p in mine if any((s, p.task_id, k) not in done for s in schemes for k in range(samples))]
+    todo = [p for p in mine if any((s, p.task_id, k) not in done for s, samples in schemes.items() for k in range(samples))]
     if not todo:
         return
     loaded = load_model(CODE_MODEL, progress=print)
@@ -191,7 +192,8 @@ def generate_samples(problems: list[Problem], *, schemes=SAMPLED_SCHEMES, sample
     with (CACHE / f"samples-{index}.jsonl").open("a", encoding="utf-8") as out, Progress() as bar:
         task = bar.add_task(f"generating (shard {index + 1}/{count})", total=len(todo))
         for problem in todo:
-            jobs = [Job(s, problem.task_id, k, problem.prompt) for s in schemes for k in range(samples) if (s, problem.task_id, k) not in done]
+            jobs = [Job(s, problem.task_id, k, problem.prompt) for s, samples in schemes.items() for k in range(samples)
+                    if (s, problem.task_id, k) not in done]
             began = time.perf_counter()
             completions = generate_jobs(loaded, problem.prompt, jobs, processors_for, max_new_tokens=MAX_NEW_TOKENS,
                                         stop_strings=STOP_STRINGS, sampling=sampling, base_seed=seed)
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="after a detector change: re-score the detectors that need no model on the same generations; "
                              "pass@1 and SWEET's rows are kept from bench/results/code.json")
     parser.add_argument("--sampled", action="store_true",
-                        help=f"the sampled run: {SAMPLES_PER_PROBLEM} completions per problem of {', '.join(SAMPLED_SCHEMES)}")
+                        help="the sampled run: " + ", ".join(f"{n} completions per problem of {s}" for s, n in SAMPLED_SCHEMES.items()))
     parser.add_argument("--shard", default="1/1", help="with --sampled --generate-only: generate problems i, i+n, ... (I/N)")
     args = parser.parse_args(argv)
     if args.sampled:
@@ -249,7 +251,10 @@ def main(argv: list[str] | None = None) -> None:
             return
         from bench.code.sampled import evaluate_sampled
 
-        evaluate_sampled(problems, load_samples(), benchmark_keys(), out=RESULTS if args.limit is None else CACHE / "slice-results")
+        if args.limit is None:
+            evaluate_sampled(problems, load_samples(), benchmark_keys(), out=RESULTS)
+        else:  # a slice: few model passes (its figures are for checking the pipeline, not results)
+            evaluate_sampled(problems, load_samples(), benchmark_keys(), out=CACHE / "slice-results", human_functions=4, choice_problems=2)
         return
     if args.export_fixture:
         print(export_fixture())
