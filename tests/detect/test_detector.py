@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 
@@ -27,6 +28,26 @@ def test_watermarked_text_detected_and_other_key_not(tiny, marked, keys):
     for text in texts:
         assert Detector(key, tiny.tokenizer).detect(text).watermarked
         assert Detector(other, tiny.tokenizer).detect(text).p_value > 1e-3
+
+
+@pytest.mark.parametrize("scheme, params", [("synthid", {}), ("gumbel", {}), ("kgw", {"seeding_scheme": "lefthash"}), ("kgw", {})])
+def test_each_context_prf_detects_its_own_generations(tiny, scheme, params):
+    """New keys (SipHash-2-4 contexts) and keys issued before them (BLAKE2b), with one secret: each key's
+    generations are found by that key, alone and batched, and the other PRF's values are unrelated to them.
+    KGW's self-hash green lists are a min-hash of pair() values, not of the context PRF: the same for both."""
+    new = fixed_key(scheme, "context-prf-generation", **params)
+    old = dataclasses.replace(new, params={**new.params, "context_prf": "blake2b"})
+    for key, other in ((new, old), (old, new)):
+        texts = [o.text for o in generate(tiny, ["The history of the"], key=key, max_new_tokens=100, min_new_tokens=100, seed=2, chat=False)]
+        detector = Detector(key, tiny.tokenizer)
+        found = [detector.detect(text) for text in texts]
+        assert all(result.p_value < 1e-3 for result in found), (key.context_prf, [r.p_value for r in found])
+        assert list(detector.detect_many(texts)) == [detector.detect(text, with_tokens=False) for text in texts]
+        by_other = [Detector(other, tiny.tokenizer).detect(text, with_tokens=False) for text in texts]
+        if scheme == "kgw" and new.params["seeding_scheme"] == "selfhash":
+            assert by_other == [detector.detect(text, with_tokens=False) for text in texts]
+        else:
+            assert all(result.p_value > 1e-3 for result in by_other)
 
 
 def test_result_fields_and_json_shape(tiny, marked):

@@ -11,7 +11,8 @@ bits (:meth:`SynthIDScheme.with_scored_layers`): the count is then exactly
 Binomial(n*scored_layers, q), still without looking at the key's effect.
 
 Two key modes:
-- ``keyed`` (aimark's default): the context is hashed with keyed BLAKE2b.
+- ``keyed`` (aimark's default): the context is hashed with the key's ``context_prf``
+  (SipHash-2-4, or keyed BLAKE2b for keys issued before it; aimark.schemes._prf).
 - ``transformers``: bit-compatible with transformers'
   ``SynthIDTextWatermarkLogitsProcessor``: the same config dict gives the
   same g-values (linear-congruential hash and sampling table), so text
@@ -26,7 +27,7 @@ import copy
 import numpy as np
 
 from aimark.keys import WatermarkKey
-from aimark.schemes._prf import ContextHasher, pair, unit_ids
+from aimark.schemes._prf import context_hasher, pair, unit_ids
 from aimark.schemes.base import BinomialNull, PositionScores, WatermarkScheme
 
 # transformers' accumulate_hash: newlib/musl LCG constants.
@@ -62,7 +63,7 @@ class SynthIDScheme(WatermarkScheme):
         self.depth = int(params["depth"])
         self.scored_layers = self.depth
         if self.mode == "keyed":
-            self._hasher = ContextHasher(key.secret, b"synthid-context")
+            self._hasher = context_hasher(key.secret, b"synthid-context", key.context_prf)
             self._layer_shifts = np.arange(self.depth, dtype=np.uint64)
             self._one_probability = 0.5
         else:
