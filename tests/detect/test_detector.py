@@ -12,7 +12,7 @@ from aimark.detect.stats import log_p_value
 from aimark.engines import generate
 from aimark.keys import Keyring, TokenizerBinding
 from aimark.schemes import BinomialNull, GammaNull
-from tests.helpers import fixed_key
+from tests.helpers import fixed_key, seeded_rng
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +144,44 @@ def test_exact_tails_match_direct_sums():
     assert math.isclose(math.exp(log_p_value(GammaNull(), s, n)), stats.poisson.cdf(n - 1, s), rel_tol=1e-9)
     # Far tails stay finite in log space.
     assert log_p_value(BinomialNull(30, 0.5), 30 * 900, 900) < -5000
+
+
+def _first_occurrences_by_lexsort(groups, values):
+    """The stable two-key sort first_occurrences_per_group replaced: the reference."""
+    order = np.lexsort((values, groups))
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (groups[order][1:] != groups[order][:-1]) | (values[order][1:] != values[order][:-1])
+    mask = np.zeros(len(values), dtype=bool)
+    mask[order[starts]] = True
+    return mask
+
+
+@pytest.mark.parametrize("distinct", [3, 40, 2**64])
+def test_first_occurrences_per_group_marks_the_earliest_of_each_pair(distinct):
+    from aimark.detect.detector import first_occurrences_per_group
+
+    rng = seeded_rng(f"first-occurrences-{distinct}")
+    for size in (0, 1, 2, 7, 300, 5000):
+        groups = rng.integers(0, 6, size)
+        values = rng.integers(0, distinct, size, dtype=np.uint64)
+        for grouping in (np.sort(groups), groups):  # batches (texts in order) and any order
+            np.testing.assert_array_equal(first_occurrences_per_group(grouping, values), _first_occurrences_by_lexsort(grouping, values))
+
+
+@pytest.mark.parametrize("scheme", ["synthid", "kgw", "gumbel", "synthid-code"])
+def test_scored_positions_of_a_batch_are_each_texts_own(tiny, keys, scheme):
+    """A batch's rows are built at once from the concatenated ids; the same rows as each text's, in order
+    (a skeleton scheme's own positions are still built per text)."""
+    from aimark.schemes import scheme_for_key
+
+    key = keys("synthid", units="code-skeleton") if scheme == "synthid-code" else keys(scheme)
+    target = scheme_for_key(key, vocab_size=len(tiny.tokenizer), tokenizer=tiny.tokenizer)
+    rng = seeded_rng(f"batch-positions-{scheme}")
+    encoded = [rng.integers(0, len(tiny.tokenizer), int(n)) for n in [0, 1, 4, 5, 6, 90, 3, 200]]
+    windows, positions, tokens, rows = target.scored_positions_many(encoded)
+    each = [target._scored_positions(ids) for ids in encoded]
+    assert rows.tolist() == [len(p) for _, p, _ in each]
+    for batched, parts in zip((windows, positions, tokens), zip(*each)):
+        expected = np.concatenate(parts)
+        assert batched.dtype == expected.dtype and batched.shape == expected.shape and np.array_equal(batched, expected)
+    assert [len(part) for part in target.scored_positions_many([])] == [0, 0, 0, 0]

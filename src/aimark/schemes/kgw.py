@@ -177,7 +177,10 @@ class KGWScheme(WatermarkScheme):
             for previous in np.unique(windows[:, -1]) if len(windows) else []:
                 rows = windows[:, -1] == previous
                 is_green[rows] = lists.is_green(lists.lefthash_seed(previous), tokens[rows])
-        contexts = self.context_keys(windows) if len(windows) else np.empty(0, np.uint64)
+        if self.mode == "keyed" and self.seeding_scheme == "lefthash":
+            contexts = seeds  # the seeds are the context keys: green() hashed each window once already
+        else:
+            contexts = self.context_keys(windows) if len(windows) else np.empty(0, np.uint64)
         return PositionScores(positions, unit_ids(seeds, tokens), contexts, is_green.astype(np.int64))
 
     @property

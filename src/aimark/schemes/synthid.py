@@ -30,6 +30,9 @@ from aimark.keys import WatermarkKey
 from aimark.schemes._prf import context_hasher, pair, unit_ids
 from aimark.schemes.base import BinomialNull, PositionScores, WatermarkScheme
 
+# numpy >= 2.0 counts bits in C; older numpy sums the g-values instead (the same counts).
+_POPCOUNT = getattr(np, "bitwise_count", None)
+
 # transformers' accumulate_hash: newlib/musl LCG constants.
 _LCG_MULTIPLIER = np.int64(6364136223846793005)
 
@@ -78,11 +81,16 @@ class SynthIDScheme(WatermarkScheme):
         start = np.ones(len(windows), dtype=np.int64)
         return _lcg_accumulate(start, np.asarray(windows, dtype=np.int64)).view(np.uint64)
 
-    def g_values(self, context_keys: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-        """Bits of shape ``tokens.shape + (depth,)``; ``context_keys`` broadcasts against ``tokens``."""
+    @staticmethod
+    def _broadcast(context_keys: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tokens = np.asarray(tokens, dtype=np.int64)
         keys = np.asarray(context_keys, dtype=np.uint64).reshape(np.shape(context_keys) + (1,) * (tokens.ndim - np.ndim(context_keys)))
-        if self.mode == "keyed":
+        return keys, tokens
+
+    def g_values(self, context_keys: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Bits of shape ``tokens.shape + (depth,)``; ``context_keys`` broadcasts against ``tokens``."""
+        keys, tokens = self._broadcast(context_keys, tokens)
+        if self.mode == "keyed":  # layer l's bit is bit l of the pair's value
             mixed = pair(keys, tokens)
             return ((mixed[..., None] >> self._layer_shifts) & np.uint64(1)).astype(np.uint8)
         with np.errstate(over="ignore"):
@@ -119,6 +127,9 @@ class SynthIDScheme(WatermarkScheme):
 
     def _scored_ones(self, context_keys: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Per (context, token): its count of 1-bits over the scored layers, the unit value detection sums."""
+        if self.mode == "keyed" and _POPCOUNT is not None:  # the same count: the low scored_layers bits of pair()
+            mixed = pair(*self._broadcast(context_keys, tokens))
+            return _POPCOUNT(mixed & np.uint64((1 << self.scored_layers) - 1)).astype(np.int64)
         return self.g_values(context_keys, tokens)[..., : self.scored_layers].sum(axis=-1).astype(np.int64)
 
     def score_windows(self, windows: np.ndarray, positions: np.ndarray, tokens: np.ndarray) -> PositionScores:
