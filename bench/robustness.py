@@ -120,12 +120,15 @@ def bench_key(scheme: str):
     """A fixed key per scheme variant, so cached generations and the committed fixture always match their key.
 
     A variant is the scheme name with parameter overrides, e.g. ``synthid@ngram_len=3`` (a shorter
-    context survives more edits: each edit breaks ngram_len scored units instead of 5).
+    context survives more edits: each edit breaks ngram_len scored units instead of 5) or
+    ``synthid@context_prf=siphash24`` (new keys' context PRF; the default variants keep BLAKE2b, which the
+    committed generations were made with).
     """
     from aimark.keys import DEFAULT_PARAMS, WatermarkKey, _key_id_for
 
     name, _, overrides = scheme.partition("@")
-    params = dict(DEFAULT_PARAMS[name])
+    # The cached and committed generations were made with BLAKE2b contexts (keys before context_prf existed).
+    params = {**DEFAULT_PARAMS[name], "context_prf": "blake2b"}
     for assignment in filter(None, overrides.split(",")):
         field, _, value = assignment.partition("=")
         if field not in params:

@@ -100,6 +100,15 @@ def fixed_key(scheme: str, label: str = "test", **params) -> WatermarkKey:
     return WatermarkKey(_key_id_for(secret, scheme), scheme, {**DEFAULT_PARAMS[scheme], **params}, secret)
 
 
+class IdsOnly:
+    """What Detector needs of a tokenizer to score token ids (``detect_ids``): the vocabulary size, no special tokens."""
+
+    all_special_ids: list[int] = []
+
+    def __len__(self) -> int:
+        return 262144
+
+
 # One-sided binomial test of a false-positive rate: fail only when the hits are implausibly many for the
 # nominal rate (chance 1e-4 per check for a calibrated detector).
 RATE_TEST_LEVEL = 1e-4

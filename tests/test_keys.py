@@ -71,14 +71,39 @@ def test_missing_key_file():
         load_key("/nonexistent/key.json")
 
 
-def test_invalid_parameters_rejected(tmp_path):
-    key = generate_key("kgw")
+@pytest.mark.parametrize("scheme, name, value", [("kgw", "greenlist_ratio", 1.5), ("gumbel", "context_prf", "SipHash")])
+def test_invalid_parameters_rejected(tmp_path, scheme, name, value):
+    key = generate_key(scheme)
     path = save_key(key, tmp_path / "k.json")
     document = json.loads(path.read_text())
-    document["params"]["greenlist_ratio"] = 1.5
+    document["params"][name] = value
     path.write_text(json.dumps(document))
-    with pytest.raises(KeyFileError, match="greenlist_ratio"):
+    with pytest.raises(KeyFileError, match=name):
         load_key(path)
+    with pytest.raises(KeyFileError, match=name):
+        generate_key(scheme, **{name: value})
+
+
+@pytest.mark.parametrize("scheme", ["synthid", "kgw", "gumbel"])
+def test_new_keys_use_siphash_and_key_files_without_the_parameter_keep_blake2b(tmp_path, scheme):
+    key = generate_key(scheme)
+    assert key.params["context_prf"] == "siphash24" == key.context_prf
+    path = save_key(key, tmp_path / "new.json")
+    assert json.loads(path.read_text())["params"]["context_prf"] == "siphash24"
+    assert load_key(path).context_prf == "siphash24"
+    # A key file written before the parameter existed: its contexts are BLAKE2b's, whatever new keys default to.
+    document = json.loads(path.read_text())
+    del document["params"]["context_prf"]
+    legacy = key_from_dict(document)
+    assert legacy.context_prf == "blake2b" and legacy.params["context_prf"] == "blake2b" and legacy.key_id == key.key_id
+    assert load_key(save_key(legacy, tmp_path / "legacy.json")).context_prf == "blake2b"  # and stays so once saved
+    assert generate_key(scheme, context_prf="blake2b").context_prf == "blake2b"
+
+
+def test_engine_keys_have_no_context_prf():
+    """transformers- and vLLM-compatible keys hash contexts the engine's way: the parameter is aimark's own."""
+    assert "context_prf" not in key_from_dict({"ngram_len": 5, "keys": [1, 2, 3]}).params
+    assert "context_prf" not in key_from_dict({"algorithm": "gumbel", "key": 42}).params
 
 
 def test_transformers_config_dicts_are_keys():

@@ -3,6 +3,7 @@
     python -m bench.scale                  # >= 100k documents, two rounds; writes bench/results/scale.{md,json}
     python -m bench.scale --quick          # 5,000 documents, one round (a smoke check; results not written)
     python -m bench.scale --cpu-time       # then: CPU-time shares on 20,000 documents, added to scale.json/md
+    python -m bench.scale --cpu-time --context-prf blake2b   # the same with keys issued before SipHash contexts
 
 One corpus for every figure: human passages in ko/ja/zh/en (bench/human_text.py, read from installed packages)
 repeated to the size asked, with the committed watermarked generations (bench/corpus/generations.jsonl.gz:
@@ -70,11 +71,14 @@ def build_corpus(documents: int, path: Path) -> dict:
             "megabytes": path.stat().st_size / 1e6}
 
 
-def key_files(directory: Path) -> dict[str, Path]:
-    """The generations' keys as files (workers load keys from files); no model recorded: the embedded one."""
+def key_files(directory: Path, context_prf: str) -> dict[str, Path]:
+    """Keys as files (workers load keys from files); no model recorded: the embedded one. ``blake2b``: the
+    generations' own keys (so their rows are found); ``siphash24``: keys as keygen makes them now (other secrets:
+    the generations' rows are then unmarked text to them, which costs detection the same)."""
     from aimark.keys import save_key
 
-    return {scheme: save_key(bench_key(scheme), directory / f"{scheme}.json") for scheme in SCHEMES}
+    return {scheme: save_key(bench_key(scheme if context_prf == "blake2b" else f"{scheme}@context_prf={context_prf}"), directory / f"{scheme}.json")
+            for scheme in SCHEMES}
 
 
 def texts_of(path: Path) -> list[str]:
@@ -254,10 +258,12 @@ def write_report(args, corpus_info: dict, rounds: list[dict], projection: dict, 
             "",
         ]
     if cpu:
+        prf = cpu.get("context_prf", "blake2b")
         lines += [
             "## The same paths in CPU time (one tokenizer thread)",
             "",
-            f"`python -m bench.scale --cpu-time`{' run ' + cpu['date'] if cpu.get('date') else ''} ({cpu['documents']:,} documents of the same corpus, {cpu['tokens']:,} tokens; load "
+            f"`python -m bench.scale --cpu-time{'' if prf == 'siphash24' else ' --context-prf ' + prf}`{' run ' + cpu['date'] if cpu.get('date') else ''} "
+            f"({cpu['documents']:,} documents of the same corpus, {cpu['tokens']:,} tokens; keys with context_prf {prf}; load "
             f"{cpu['load_before_after']}): tokens per CPU second, every thread counted, with the Rust tokenizer on one thread. "
             "Wall time on this machine mostly measures the other engineers' processes; CPU time measures the work each path does per token.",
             "",
@@ -302,7 +308,7 @@ def write_report(args, corpus_info: dict, rounds: list[dict], projection: dict, 
     (RESULTS / "scale.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
 
-def cpu_time_run(documents: int) -> dict:
+def cpu_time_run(documents: int, context_prf: str) -> dict:
     os.environ["RAYON_NUM_THREADS"] = "1"  # before the tokenizer's first use
     from aimark.engines import load_tokenizer
 
@@ -310,12 +316,13 @@ def cpu_time_run(documents: int) -> dict:
     try:
         corpus = work / "corpus.jsonl"
         build_corpus(documents, corpus)
-        keys = key_files(work)
+        keys = key_files(work, context_prf)
         tokenizer = load_tokenizer(None)
         texts = texts_of(corpus)
         tokenizer(texts[:BATCH], add_special_tokens=False)
         before = load()
         measured = measure_cpu_shares(corpus, keys, tokenizer, texts)
+        measured["context_prf"] = context_prf
         measured["load_before_after"] = f"{before} → {load()}"
         measured["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         return measured
@@ -330,13 +337,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5,000 documents, one round, nothing written")
     parser.add_argument("--cpu-time", action="store_true", help="add CPU-time shares (one tokenizer thread; default 20,000 documents) to scale.json/md")
     parser.add_argument("--report-only", action="store_true", help="rewrite scale.md from scale.json")
+    parser.add_argument("--context-prf", choices=("siphash24", "blake2b"), default="siphash24",
+                        help="the keys' context PRF: siphash24 (new keys, the default) or blake2b (keys issued before it)")
     args = parser.parse_args()
     if args.quick:
         args.documents, args.rounds = 5_000, 1
     if args.report_only or args.cpu_time:
         recorded = json.loads((RESULTS / "scale.json").read_text(encoding="utf-8"))
         if args.cpu_time:
-            recorded["cpu_time"] = cpu_time_run(args.documents if args.documents != 100_000 else 20_000)
+            recorded["cpu_time"] = cpu_time_run(args.documents if args.documents != 100_000 else 20_000, args.context_prf)
         write_report(args, recorded["corpus"], recorded["rounds"], recorded["projection"], recorded["seconds"], recorded.get("cpu_time"), recorded["date"])
         print(f"wrote {RESULTS / 'scale.md'}")
         return
@@ -349,7 +358,7 @@ def main() -> None:
         corpus = work / "corpus.jsonl"
         corpus_info = build_corpus(args.documents, corpus)
         print(f"corpus: {corpus_info}", flush=True)
-        keys = key_files(work)
+        keys = key_files(work, args.context_prf)
         tokenizer = load_tokenizer(None)
         texts = texts_of(corpus)
         tokenizer(texts[:BATCH], add_special_tokens=False)  # warm-up

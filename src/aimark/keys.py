@@ -28,19 +28,26 @@ from aimark.files import PRIVATE_MODE, write_atomic
 SCHEMES = ("synthid", "kgw", "gumbel")
 KEY_FILE_FORMAT = "aimark-key/1"
 
+#: The keyed PRF over context windows of a keyed-mode key (aimark.schemes._prf): ``siphash24`` (SipHash-2-4,
+#: vectorised over all windows; new keys) or ``blake2b`` (keyed BLAKE2b, one call per window). A key file without
+#: the parameter was issued before it existed and means ``blake2b``: every such key detects as it always did.
+CONTEXT_PRFS = ("siphash24", "blake2b")
+LEGACY_CONTEXT_PRF = "blake2b"
+
 # Parameter defaults per scheme. Chosen from the published recommendations
 # (see shared/specs/watermark-anchors.md): SynthID m=30, ngram 5, history 1024;
 # KGW gamma .25, delta 2, self-hash over a 4-token window.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "synthid": {"mode": "keyed", "ngram_len": 5, "depth": 30, "context_history_size": 1024, "units": "tokens"},
+    "synthid": {"mode": "keyed", "ngram_len": 5, "depth": 30, "context_history_size": 1024, "units": "tokens", "context_prf": "siphash24"},
     "kgw": {
         "mode": "keyed",
         "greenlist_ratio": 0.25,
         "bias": 2.0,
         "seeding_scheme": "selfhash",
         "context_width": 4,
+        "context_prf": "siphash24",
     },
-    "gumbel": {"mode": "keyed", "context_width": 4, "context_history_size": 1024, "units": "tokens"},
+    "gumbel": {"mode": "keyed", "context_width": 4, "context_history_size": 1024, "units": "tokens", "context_prf": "siphash24"},
 }
 
 
@@ -88,6 +95,11 @@ class WatermarkKey:
     @property
     def mode(self) -> str:
         return str(self.params.get("mode", "keyed"))
+
+    @property
+    def context_prf(self) -> str:
+        """The keyed PRF over context windows (keyed mode); a key without the parameter predates it: BLAKE2b."""
+        return str(self.params.get("context_prf", LEGACY_CONTEXT_PRF))
 
     def __repr__(self) -> str:
         # The dataclass repr would print params, and an engine's or transformers' key is a param.
@@ -226,8 +238,12 @@ def _aimark_key_from_dict(document: Mapping[str, Any]) -> WatermarkKey:
     expected_id = _key_id_for(secret, scheme)
     if document.get("key_id") != expected_id:
         raise KeyFileError("key id does not match the secret: the key file is corrupt or was edited")
-    # An engine's config (mode "vllm") is complete as written: aimark's own defaults are not its fields.
-    merged = dict(params) if params.get("mode") == "vllm" else {**DEFAULT_PARAMS[scheme], **params}
+    # An engine's config (mode "vllm") is complete as written: aimark's own defaults are not its fields. A key
+    # file without context_prf was written before SipHash: its contexts are BLAKE2b's, not the new default.
+    if params.get("mode") == "vllm":
+        merged = dict(params)
+    else:
+        merged = {**DEFAULT_PARAMS[scheme], "context_prf": LEGACY_CONTEXT_PRF, **params}
     _validate_params(scheme, merged)
     binding = document.get("tokenizer")
     tokenizer = None
@@ -255,6 +271,8 @@ def _validate_params(scheme: str, params: Mapping[str, Any]) -> None:
         raise bad("units", "kgw's green lists are over token ids; code-skeleton units work with synthid and gumbel keys")
     if units != "tokens" and params["mode"] != "keyed":
         raise bad("units", f"{units} units need an aimark keyed key (mode 'keyed'), not mode {params['mode']!r}")
+    if params.get("context_prf", LEGACY_CONTEXT_PRF) not in CONTEXT_PRFS:
+        raise bad("context_prf", f"expected one of {', '.join(CONTEXT_PRFS)}")
     if scheme == "synthid":
         if not (isinstance(params["ngram_len"], int) and params["ngram_len"] >= 2):
             raise bad("ngram_len", "expected an integer >= 2")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 
@@ -11,7 +12,7 @@ from aimark.detect.stats import log_p_value
 from aimark.engines import generate
 from aimark.keys import Keyring, TokenizerBinding
 from aimark.schemes import BinomialNull, GammaNull
-from tests.helpers import fixed_key
+from tests.helpers import fixed_key, seeded_rng
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,26 @@ def test_watermarked_text_detected_and_other_key_not(tiny, marked, keys):
     for text in texts:
         assert Detector(key, tiny.tokenizer).detect(text).watermarked
         assert Detector(other, tiny.tokenizer).detect(text).p_value > 1e-3
+
+
+@pytest.mark.parametrize("scheme, params", [("synthid", {}), ("gumbel", {}), ("kgw", {"seeding_scheme": "lefthash"}), ("kgw", {})])
+def test_each_context_prf_detects_its_own_generations(tiny, scheme, params):
+    """New keys (SipHash-2-4 contexts) and keys issued before them (BLAKE2b), with one secret: each key's
+    generations are found by that key, alone and batched, and the other PRF's values are unrelated to them.
+    KGW's self-hash green lists are a min-hash of pair() values, not of the context PRF: the same for both."""
+    new = fixed_key(scheme, "context-prf-generation", **params)
+    old = dataclasses.replace(new, params={**new.params, "context_prf": "blake2b"})
+    for key, other in ((new, old), (old, new)):
+        texts = [o.text for o in generate(tiny, ["The history of the"], key=key, max_new_tokens=100, min_new_tokens=100, seed=2, chat=False)]
+        detector = Detector(key, tiny.tokenizer)
+        found = [detector.detect(text) for text in texts]
+        assert all(result.p_value < 1e-3 for result in found), (key.context_prf, [r.p_value for r in found])
+        assert list(detector.detect_many(texts)) == [detector.detect(text, with_tokens=False) for text in texts]
+        by_other = [Detector(other, tiny.tokenizer).detect(text, with_tokens=False) for text in texts]
+        if scheme == "kgw" and new.params["seeding_scheme"] == "selfhash":
+            assert by_other == [detector.detect(text, with_tokens=False) for text in texts]
+        else:
+            assert all(result.p_value > 1e-3 for result in by_other)
 
 
 def test_result_fields_and_json_shape(tiny, marked):
@@ -123,3 +144,44 @@ def test_exact_tails_match_direct_sums():
     assert math.isclose(math.exp(log_p_value(GammaNull(), s, n)), stats.poisson.cdf(n - 1, s), rel_tol=1e-9)
     # Far tails stay finite in log space.
     assert log_p_value(BinomialNull(30, 0.5), 30 * 900, 900) < -5000
+
+
+def _first_occurrences_by_lexsort(groups, values):
+    """The stable two-key sort first_occurrences_per_group replaced: the reference."""
+    order = np.lexsort((values, groups))
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (groups[order][1:] != groups[order][:-1]) | (values[order][1:] != values[order][:-1])
+    mask = np.zeros(len(values), dtype=bool)
+    mask[order[starts]] = True
+    return mask
+
+
+@pytest.mark.parametrize("distinct", [3, 40, 2**64])
+def test_first_occurrences_per_group_marks_the_earliest_of_each_pair(distinct):
+    from aimark.detect.detector import first_occurrences_per_group
+
+    rng = seeded_rng(f"first-occurrences-{distinct}")
+    for size in (0, 1, 2, 7, 300, 5000):
+        groups = rng.integers(0, 6, size)
+        values = rng.integers(0, distinct, size, dtype=np.uint64)
+        for grouping in (np.sort(groups), groups):  # batches (texts in order) and any order
+            np.testing.assert_array_equal(first_occurrences_per_group(grouping, values), _first_occurrences_by_lexsort(grouping, values))
+
+
+@pytest.mark.parametrize("scheme", ["synthid", "kgw", "gumbel", "synthid-code"])
+def test_scored_positions_of_a_batch_are_each_texts_own(tiny, keys, scheme):
+    """A batch's rows are built at once from the concatenated ids; the same rows as each text's, in order
+    (a skeleton scheme's own positions are still built per text)."""
+    from aimark.schemes import scheme_for_key
+
+    key = keys("synthid", units="code-skeleton") if scheme == "synthid-code" else keys(scheme)
+    target = scheme_for_key(key, vocab_size=len(tiny.tokenizer), tokenizer=tiny.tokenizer)
+    rng = seeded_rng(f"batch-positions-{scheme}")
+    encoded = [rng.integers(0, len(tiny.tokenizer), int(n)) for n in [0, 1, 4, 5, 6, 90, 3, 200]]
+    windows, positions, tokens, rows = target.scored_positions_many(encoded)
+    each = [target._scored_positions(ids) for ids in encoded]
+    assert rows.tolist() == [len(p) for _, p, _ in each]
+    for batched, parts in zip((windows, positions, tokens), zip(*each)):
+        expected = np.concatenate(parts)
+        assert batched.dtype == expected.dtype and batched.shape == expected.shape and np.array_equal(batched, expected)
+    assert [len(part) for part in target.scored_positions_many([])] == [0, 0, 0, 0]

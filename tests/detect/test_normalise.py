@@ -157,3 +157,19 @@ def test_needs_cleaning_remembers_only_kept_characters_and_stays_bounded():
     every_kept = "".join(chr(c) for c in range(0x80, 0x30000) if not 0xD800 <= c <= 0xDFFF and not normalise.is_changeable(chr(c)))
     assert not normalise.needs_cleaning(every_kept)
     assert len(normalise._KNOWN_KEPT) <= normalise._KNOWN_KEPT_LIMIT
+
+
+def test_needs_cleaning_answers_from_its_pattern_once_texts_stop_adding_characters(monkeypatch):
+    from aimark.detect import normalise
+
+    monkeypatch.setattr(normalise, "_KNOWN_KEPT", set())
+    monkeypatch.setattr(normalise, "_UNJUDGED", None)
+    monkeypatch.setattr(normalise, "_UNJUDGED_SIZE", 0)
+    texts = [chr(code) * 3 + "한 ]\\^-" for code in range(0xAC00, 0xAC00 + 200)]  # kept Hangul, and regex syntax
+    assert not any(map(normalise.needs_cleaning, texts))
+    assert normalise._UNJUDGED is None  # texts that add characters never compile it (one CLI text never does)
+    assert not normalise.needs_cleaning(texts[0])  # a fully judged text: now it is compiled
+    assert normalise._UNJUDGED is not None and normalise._UNJUDGED.search(texts[5]) is None
+    assert not normalise.needs_cleaning(texts[5])
+    assert normalise.needs_cleaning(texts[5] + "\u200b") and normalise.needs_cleaning("\u1161" + texts[3])
+    assert not normalise.needs_cleaning("\u4e00" + texts[7]) and "\u4e00" in normalise._KNOWN_KEPT  # unseen: judged

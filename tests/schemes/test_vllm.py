@@ -24,7 +24,7 @@ from aimark.keys import key_from_dict
 from aimark.schemes import VLLMGumbelScheme, scheme_for_key
 from aimark.schemes.philox import SCORE_DOMINANCE_SHIFT, PhiloxPRF, gumbel_scores, uint32_to_uniform
 from aimark.schemes.vllm import derive_watermark_key, padded_contexts
-from tests.helpers import assert_rate_at_most, seeded_rng
+from tests.helpers import IdsOnly, assert_rate_at_most, seeded_rng
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "engines" / "vllm_watermark_samples.json.gz"
 ALPHA = 0.01  # the fixture's vLLM detectors' p_value_threshold
@@ -38,15 +38,6 @@ def fixture() -> dict:
 
 def configs() -> list[dict]:
     return [run["config"] for run in fixture()["runs"] if run["config"] is not None]
-
-
-class IdsOnly:
-    """What Detector needs of a tokenizer to score token ids: the vocabulary size, no special tokens."""
-
-    all_special_ids: list[int] = []
-
-    def __len__(self) -> int:
-        return 262144
 
 
 def detector(config: dict, alpha: float = ALPHA) -> Detector:

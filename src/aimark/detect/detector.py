@@ -69,10 +69,24 @@ def first_occurrences(values: np.ndarray) -> np.ndarray:
 
 def first_occurrences_per_group(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Boolean mask: True at the first occurrence of each value within its group (:func:`first_occurrences`
-    of each group's values at once; ``lexsort`` is stable, so the first of equal pairs is the earliest)."""
+    of each group's values at once).
+
+    One unstable sort of the values alone (~4x faster than a stable two-key ``lexsort`` of a batch's hashes):
+    a value that occurs once is its group's first occurrence whatever its group. Only the few positions whose
+    value occurs again (repeated n-grams, a text twice in a batch) are sorted by (group, value) with ``lexsort``,
+    stable over them in input order, so the first of equal pairs is the earliest."""
     mask = np.zeros(len(values), dtype=bool)
-    if len(values):
-        order = np.lexsort((values, groups))
+    if not len(values):
+        return mask
+    order = np.argsort(values)
+    ordered = values[order]
+    repeated = np.zeros(len(values), dtype=bool)
+    repeated[1:] = ordered[1:] == ordered[:-1]
+    repeated[:-1] |= repeated[1:]
+    mask[order[~repeated]] = True
+    rest = np.sort(order[repeated])
+    if len(rest):
+        order = rest[np.lexsort((values[rest], groups[rest]))]
         grouped, ordered = groups[order], values[order]
         starts = np.ones(len(order), dtype=bool)
         starts[1:] = (grouped[1:] != grouped[:-1]) | (ordered[1:] != ordered[:-1])
@@ -258,15 +272,13 @@ class Detector:
     def _batch_scored_values(self, scheme: WatermarkScheme, encoded: list[np.ndarray]) -> list[np.ndarray]:
         """Per text, the values :meth:`scored_units` keeps (no prompt, no gate), with the rows of every text
         scored in one call and deduplicated per text in one sort: numpy's per-call cost paid once per batch."""
-        rows = [scheme._scored_positions(ids) for ids in encoded]
-        lengths = [len(positions) for _, positions, _ in rows]
-        windows = np.concatenate([w for w, _, _ in rows]) if rows else np.empty((0, scheme.context_width), dtype=np.int64)
-        tokens = np.concatenate([t for _, _, t in rows]) if rows else np.empty(0, dtype=np.int64)
-        scored = scheme.score_windows(windows, np.concatenate([p for _, p, _ in rows]) if rows else tokens, tokens)
-        text_of = np.repeat(np.arange(len(encoded)), lengths)
+        windows, positions, tokens, rows_per_text = scheme.scored_positions_many(encoded)
+        scored = scheme.score_windows(windows, positions, tokens)
+        text_of = np.repeat(np.arange(len(encoded)), rows_per_text)
         keep = np.ones(len(tokens), dtype=bool)
-        if len(self._special_ids):  # by the ids at the scored positions: a scheme's units need not be token ids
-            scored_ids = np.concatenate([ids[p] for ids, (_, p, _) in zip(encoded, rows)]) if rows else tokens
+        if len(self._special_ids) and len(tokens):  # by the ids at the scored positions: a scheme's units need not be token ids
+            lengths = np.asarray([len(ids) for ids in encoded], dtype=np.int64)
+            scored_ids = np.concatenate(encoded)[(np.cumsum(lengths) - lengths)[text_of] + positions]
             keep &= ~np.isin(scored_ids, self._special_ids)
         kept = np.flatnonzero(keep)
         if scheme.masks_repeated_contexts:

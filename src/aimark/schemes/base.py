@@ -15,6 +15,7 @@ worker processes or on a distributed engine.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,6 +116,30 @@ class WatermarkScheme(ABC):
         windows = sliding_windows(ids, self.context_width)
         positions = np.arange(self.context_width, self.context_width + len(windows))
         return windows, positions, ids[positions]
+
+    def scored_positions_many(self, encoded: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_scored_positions` of every text, concatenated, and each text's number of rows:
+        (windows, positions, tokens, rows per text). Token-window schemes build them for the whole batch at once
+        from the concatenated ids (numpy's per-call cost once per batch, not once per text); schemes with
+        positions of their own (engine or skeleton contexts) call theirs per text."""
+        if type(self)._scored_positions is not WatermarkScheme._scored_positions:
+            rows = [self._scored_positions(ids) for ids in encoded]
+            if not rows:
+                return np.empty((0, self.context_width), dtype=np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64)
+            counts = np.asarray([len(positions) for _, positions, _ in rows], dtype=np.int64)
+            return tuple(np.concatenate(parts) for parts in zip(*rows)) + (counts,)
+        width = self.context_width
+        lengths = np.asarray([len(ids) for ids in encoded], dtype=np.int64)
+        counts = np.maximum(lengths - width, 0)
+        total = int(counts.sum())
+        if total == 0:
+            return np.empty((0, width), dtype=np.int64), np.empty(0, np.int64), np.empty(0, np.int64), counts
+        ids = np.concatenate([np.asarray(ids, dtype=np.int64) for ids in encoded])
+        # Row r of text t scores position width + (r - first row of t), at ids index (start of t) + that position.
+        positions = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts - width, counts)
+        at = np.repeat(np.cumsum(lengths) - lengths, counts) + positions
+        windows = np.lib.stride_tricks.sliding_window_view(ids, width)[at - width]
+        return windows, positions, ids[at], counts
 
     @abstractmethod
     def context_keys(self, windows: np.ndarray) -> np.ndarray:

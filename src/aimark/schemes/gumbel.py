@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from aimark.keys import WatermarkKey
-from aimark.schemes._prf import ContextHasher, pair, to_unit_interval, unit_ids
+from aimark.schemes._prf import context_hasher, pair, to_unit_interval, unit_ids
 from aimark.schemes.base import GammaNull, PositionScores, WatermarkScheme
 
 
@@ -27,7 +27,7 @@ class GumbelScheme(WatermarkScheme):
     def __init__(self, key: WatermarkKey):
         super().__init__(key)
         self.context_width = int(key.params["context_width"])
-        self._hasher = ContextHasher(key.secret, b"gumbel-context")
+        self._hasher = context_hasher(key.secret, b"gumbel-context", key.context_prf)
 
     def context_keys(self, windows: np.ndarray) -> np.ndarray:
         return self._hasher(windows)

@@ -12,8 +12,8 @@ Seeding (what the green list depends on, and so what a scored unit is):
   with the same minimum share one green list, so counting them twice would
   break the null on repetitive text.
 
-Modes: ``keyed`` (aimark's default, keyed BLAKE2b/SplitMix, vectorised over
-candidates) and ``transformers`` (bit-compatible with transformers'
+Modes: ``keyed`` (aimark's default: the key's context PRF, SipHash-2-4 or
+keyed BLAKE2b, then SplitMix, vectorised over candidates) and ``transformers`` (bit-compatible with transformers'
 ``WatermarkLogitsProcessor``/``WatermarkDetector``, whose green lists are
 ``torch.randperm`` draws; those are cached per seed, because drawing a
 262k-entry permutation per token is what makes the reference slow).
@@ -27,7 +27,7 @@ from collections import OrderedDict
 import numpy as np
 
 from aimark.keys import WatermarkKey
-from aimark.schemes._prf import TWO_POW_64, ContextHasher, derive_seed, pair, unit_ids
+from aimark.schemes._prf import TWO_POW_64, context_hasher, derive_seed, pair, unit_ids
 from aimark.schemes.base import (
     SIGNAL_SEED,
     SIGNAL_SIMULATIONS,
@@ -111,7 +111,7 @@ class KGWScheme(WatermarkScheme):
             # P(value < threshold) for a uniform 64-bit value is exactly threshold / 2**64.
             self._threshold = np.uint64(int(self.greenlist_ratio * TWO_POW_64))
             self._green_probability = int(self._threshold) / 2**64
-            self._hasher = ContextHasher(key.secret, b"kgw-context")
+            self._hasher = context_hasher(key.secret, b"kgw-context", key.context_prf)
             self._token_key = derive_seed(key.secret, b"kgw-token")
             self._green_key = derive_seed(key.secret, b"kgw-green")
         else:
@@ -185,7 +185,10 @@ class KGWScheme(WatermarkScheme):
             for previous in np.unique(windows[:, -1]) if len(windows) else []:
                 rows = windows[:, -1] == previous
                 is_green[rows] = lists.is_green(lists.lefthash_seed(previous), tokens[rows])
-        contexts = self.context_keys(windows) if len(windows) else np.empty(0, np.uint64)
+        if self.mode == "keyed" and self.seeding_scheme == "lefthash":
+            contexts = seeds  # the seeds are the context keys: green() hashed each window once already
+        else:
+            contexts = self.context_keys(windows) if len(windows) else np.empty(0, np.uint64)
         return PositionScores(positions, unit_ids(seeds, tokens), contexts, is_green.astype(np.int64))
 
     def expected_bit_excess(self, log_probs: np.ndarray, candidates: np.ndarray) -> np.ndarray:

@@ -11,7 +11,8 @@ bits (:meth:`SynthIDScheme.with_scored_layers`): the count is then exactly
 Binomial(n*scored_layers, q), still without looking at the key's effect.
 
 Two key modes:
-- ``keyed`` (aimark's default): the context is hashed with keyed BLAKE2b.
+- ``keyed`` (aimark's default): the context is hashed with the key's ``context_prf``
+  (SipHash-2-4, or keyed BLAKE2b for keys issued before it; aimark.schemes._prf).
 - ``transformers``: bit-compatible with transformers'
   ``SynthIDTextWatermarkLogitsProcessor``: the same config dict gives the
   same g-values (linear-congruential hash and sampling table), so text
@@ -26,7 +27,7 @@ import copy
 import numpy as np
 
 from aimark.keys import WatermarkKey
-from aimark.schemes._prf import ContextHasher, pair, unit_ids
+from aimark.schemes._prf import context_hasher, pair, unit_ids
 from aimark.schemes.base import (
     SIGNAL_SEED,
     SIGNAL_SIMULATIONS,
@@ -35,6 +36,9 @@ from aimark.schemes.base import (
     WatermarkScheme,
     significant_probabilities,
 )
+
+# numpy >= 2.0 counts bits in C; older numpy sums the g-values instead (the same counts).
+_POPCOUNT = getattr(np, "bitwise_count", None)
 
 # transformers' accumulate_hash: newlib/musl LCG constants.
 _LCG_MULTIPLIER = np.int64(6364136223846793005)
@@ -69,7 +73,7 @@ class SynthIDScheme(WatermarkScheme):
         self.depth = int(params["depth"])
         self.scored_layers = self.depth
         if self.mode == "keyed":
-            self._hasher = ContextHasher(key.secret, b"synthid-context")
+            self._hasher = context_hasher(key.secret, b"synthid-context", key.context_prf)
             self._layer_shifts = np.arange(self.depth, dtype=np.uint64)
             self._one_probability = 0.5
         else:
@@ -84,11 +88,16 @@ class SynthIDScheme(WatermarkScheme):
         start = np.ones(len(windows), dtype=np.int64)
         return _lcg_accumulate(start, np.asarray(windows, dtype=np.int64)).view(np.uint64)
 
-    def g_values(self, context_keys: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-        """Bits of shape ``tokens.shape + (depth,)``; ``context_keys`` broadcasts against ``tokens``."""
+    @staticmethod
+    def _broadcast(context_keys: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tokens = np.asarray(tokens, dtype=np.int64)
         keys = np.asarray(context_keys, dtype=np.uint64).reshape(np.shape(context_keys) + (1,) * (tokens.ndim - np.ndim(context_keys)))
-        if self.mode == "keyed":
+        return keys, tokens
+
+    def g_values(self, context_keys: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Bits of shape ``tokens.shape + (depth,)``; ``context_keys`` broadcasts against ``tokens``."""
+        keys, tokens = self._broadcast(context_keys, tokens)
+        if self.mode == "keyed":  # layer l's bit is bit l of the pair's value
             mixed = pair(keys, tokens)
             return ((mixed[..., None] >> self._layer_shifts) & np.uint64(1)).astype(np.uint8)
         with np.errstate(over="ignore"):
@@ -125,6 +134,9 @@ class SynthIDScheme(WatermarkScheme):
 
     def _scored_ones(self, context_keys: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Per (context, token): its count of 1-bits over the scored layers, the unit value detection sums."""
+        if self.mode == "keyed" and _POPCOUNT is not None:  # the same count: the low scored_layers bits of pair()
+            mixed = pair(*self._broadcast(context_keys, tokens))
+            return _POPCOUNT(mixed & np.uint64((1 << self.scored_layers) - 1)).astype(np.int64)
         return self.g_values(context_keys, tokens)[..., : self.scored_layers].sum(axis=-1).astype(np.int64)
 
     def score_windows(self, windows: np.ndarray, positions: np.ndarray, tokens: np.ndarray) -> PositionScores:
