@@ -308,6 +308,12 @@ def write_report(args, corpus_info: dict, rounds: list[dict], projection: dict, 
     (RESULTS / "scale.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
 
+def previous_cpu_time() -> dict | None:
+    """The CPU-time shares of the last ``--cpu-time`` run (a wall-time run keeps them in the report)."""
+    path = RESULTS / "scale.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("cpu_time") if path.exists() else None
+
+
 def cpu_time_run(documents: int, context_prf: str) -> dict:
     os.environ["RAYON_NUM_THREADS"] = "1"  # before the tokenizer's first use
     from aimark.engines import load_tokenizer
@@ -369,7 +375,7 @@ def main() -> None:
                 derive(rounds[-1:], args.documents)
                 projection = extrapolate(rounds, args.documents)
                 if not args.quick:  # after every round: a run stopped later still leaves what it measured
-                    write_report(args, corpus_info, rounds, projection, time.perf_counter() - started)
+                    write_report(args, corpus_info, rounds, projection, time.perf_counter() - started, previous_cpu_time())
         for measured in rounds:
             for name, row in measured.items():
                 if isinstance(row, dict):

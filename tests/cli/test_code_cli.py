@@ -184,3 +184,15 @@ def test_detect_with_model_uses_the_generating_model(key_file, files, tiny_model
     refused = run("detect", generated, "--key", gumbel, "--with-model", "--model", tiny_model_dir)
     assert refused.exit_code == 2 and "synthid and kgw" in refused.output
     assert run("detect", generated, "--key", key_file, "--with-model", "--spans").exit_code == 2
+
+
+def test_keygen_code_makes_a_formatter_invariant_key(tmp_path, tiny_model_dir):
+    from aimark.keys import load_key
+
+    path = tmp_path / "code-key.json"
+    result = run("keygen", "--code", "--scheme", "synthid", "--out", path, "--model", tiny_model_dir, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["params"]["units"] == "code-skeleton"
+    assert load_key(path).params["units"] == "code-skeleton"
+    refused = run("keygen", "--code", "--scheme", "kgw", "--out", tmp_path / "kgw.json", "--model", tiny_model_dir)
+    assert refused.exit_code == 2 and "synthid or gumbel" in refused.output
