@@ -8,7 +8,8 @@
 Schemes (same model, prompts and sampling): no watermark; plain KGW and plain SynthID from the core;
 SWEET (entropy-gated KGW; its detector needs the model); aimark's code scheme (SynthID tournament at
 generation, detection gated by the lexical class of each token from the language's own tokenizer: no
-model), and the same with the opt-in comment boost (``synthid-comments``). Writes bench/results/code.md, code.json and code.png. Generated programs run in a separate
+model), and the same with the opt-in comment boost (``synthid-comments``). Writes bench/results/code-single-sample.md, .json and .png;
+``--sampled`` runs the n-samples benchmark (bench/code/sampled.py), which writes bench/results/code.md and code.json. Generated programs run in a separate
 Python process with a timeout, never in this one.
 """
 

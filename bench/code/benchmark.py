@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--export-fixture", action="store_true", help="cache -> bench/corpus/code_generations.jsonl.gz")
     parser.add_argument("--rescore", action="store_true",
                         help="after a detector change: re-score the detectors that need no model on the same generations; "
-                             "pass@1 and SWEET's rows are kept from bench/results/code.json")
+                             "pass@1 and SWEET's rows are kept from bench/results/code-single-sample.json")
     parser.add_argument("--sampled", action="store_true",
                         help="the sampled run: " + ", ".join(f"{n} completions per problem of {s}" for s, n in SAMPLED_SCHEMES.items()))
     parser.add_argument("--shard", default="1/1", help="with --sampled --generate-only: generate problems i, i+n, ... (I/N)")
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.rescore:
         from bench.code.evaluation import evaluate
 
-        previous = json.loads((RESULTS / "code.json").read_text())
+        previous = json.loads((RESULTS / "code-single-sample.json").read_text())
         evaluate(problems, load_generations(), benchmark_keys(), out=RESULTS, human_limit=300, previous=previous)
         return
     if not args.evaluate_only:

@@ -15,7 +15,7 @@ What it measures, every figure from the same generations:
 Every choice (the detector variant for section 2, the model-weighted variant for section 3) is made on the even
 problems and the headline figures are the odd problems' alone; the even half's figures are reported beside
 them. The model's next-token distributions (one forward pass per text, the prompt run once per problem) are
-cached in bench/cache/code/distributions.pkl. Writes bench/results/code.md, code.json and code.png.
+cached in bench/cache/code/distributions.pkl. Writes bench/results/code.md and code.json.
 """
 
 from __future__ import annotations

@@ -148,14 +148,14 @@ def test_gate_rule_keeps_classes_with_at_least_half_the_mean_signal():
 
 
 def test_shipped_code_gates_match_the_rule_on_the_committed_study():
-    """bench/results/code.json holds the per-class study the shipped gates were chosen from."""
+    """bench/results/code-single-sample.json holds the per-class study the shipped gates were chosen from."""
     import json
     from pathlib import Path
 
     from aimark.schemes.code import free_classes_for
     from bench.code.evaluation import gate_rule
 
-    report = json.loads((Path(__file__).resolve().parents[2] / "bench" / "results" / "code.json").read_text())
+    report = json.loads((Path(__file__).resolve().parents[2] / "bench" / "results" / "code-single-sample.json").read_text())
     for scheme, groups in report["class_study"].items():
         assert gate_rule(groups["watermarked (even problems)"]) <= free_classes_for(scheme) | {"other"}
         assert free_classes_for(scheme) - {"other"} <= gate_rule(groups["watermarked (even problems)"])
@@ -189,13 +189,13 @@ def test_layer_study_adds_up_to_the_full_count(tiny, human_code):
 
 
 def test_shipped_synthid_code_layers_match_the_committed_study():
-    """bench/results/code.json holds the per-layer study CODE_SYNTHID_LAYERS was chosen from (even problems)."""
+    """bench/results/code-single-sample.json holds the per-layer study CODE_SYNTHID_LAYERS was chosen from (even problems)."""
     import json
     from pathlib import Path
 
     from aimark.schemes.code import CODE_SYNTHID_LAYERS
 
-    report = json.loads((Path(__file__).resolve().parents[2] / "bench" / "results" / "code.json").read_text())
+    report = json.loads((Path(__file__).resolve().parents[2] / "bench" / "results" / "code-single-sample.json").read_text())
     assert report["layer_study"]["even problems"]["best_layers"] == CODE_SYNTHID_LAYERS
 
 
