@@ -19,13 +19,19 @@ class AttackFailed(RuntimeError):
     pass
 
 
-def black_format(source: str) -> str:
+def black_format(source: str, line_length: int = 88) -> str:
     import black
 
     try:
-        return black.format_str(source, mode=black.Mode())
+        return black.format_str(source, mode=black.Mode(line_length=line_length))
     except Exception as exc:  # black raises its own InvalidInput and assorted parser errors
         raise AttackFailed(f"black: {exc}") from None
+
+
+def black_narrow(source: str) -> str:
+    """black at 40 columns: most statements wrap, so black adds the parentheses and trailing commas it only adds
+    to long lines at its default width (HumanEval's short functions rarely have any)."""
+    return black_format(source, line_length=40)
 
 
 def ruff_format(source: str) -> str:
@@ -151,6 +157,7 @@ def random_token_edit(text: str, rng: random.Random, tokenizer, share: float = 0
 FILE_ATTACKS: dict[str, Callable[[str], str]] = {
     "black": black_format,
     "ruff format": ruff_format,
+    "black -l 40": black_narrow,
     "rename locals": rename_locals,
     "strip comments+docstrings": strip_comments_and_docstrings,
 }

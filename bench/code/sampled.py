@@ -44,7 +44,7 @@ MODEL_HUMAN_FUNCTIONS = 100
 # Even problems whose completions are run through the model to choose the model-weighted variant.
 CHOICE_PROBLEMS = 40
 FUNCTIONS_PER_FILE = (1, 2, 4, 8)
-FORMATTERS = ("black", "ruff format")
+FORMATTERS = ("black", "ruff format", "black -l 40")
 GATE_THRESHOLDS = (0.5, 1.2, 2.0)  # entropy gates (nats) compared with the weights on the even problems
 
 
@@ -153,10 +153,23 @@ def attacked_files(texts: Sequence[Text]) -> dict[str, list[str | None]]:
     return out
 
 
+def keyed_pairs(detector, source: str) -> set[tuple[int, int]]:
+    """The (context key, unit) pairs detection scores in ``source``: what a formatter must leave for the watermark."""
+    from aimark.detect import DetectionInputError
+
+    scheme = detector.schemes[0]
+    try:
+        ids, scored_from, _ = detector.encode(source)
+    except DetectionInputError:
+        return set()
+    positions, contexts, _ = detector.scored_unit_contexts(scheme, ids, scored_from)
+    return set(zip(contexts.tolist(), scheme.unit_of(ids[positions]).tolist()))
+
+
 def formatter_rows(detector, method: ModelFree, positives: Sequence[Text], negatives: Sequence[Text]) -> dict:
     """Whole-file detection as generated and after each attack. TPR and its ratio to the as-generated TPR are over
-    the files every formatter accepted (a file a formatter refuses stays as it was), so the ratio compares the same
-    files; AUROC against the negatives' files edited the same way."""
+    the files every formatter accepted, so the ratio compares the same files; AUROC against the negatives' files
+    edited the same way."""
     files = attacked_files(positives)
     negative_files = attacked_files(negatives)
     accepted = [i for i in range(len(positives)) if all(files[f][i] is not None for f in FORMATTERS)]
@@ -169,6 +182,12 @@ def formatter_rows(detector, method: ModelFree, positives: Sequence[Text], negat
         row = {"tpr": rates(values), "auroc": auroc(values, negatives_p), "files": len(values), "refused": len(positives) - len(kept),
                "fpr": rates(negatives_p), "negative_files": len(negatives_p)}
         base_kept = [base[accepted.index(i)] for i in kept]
+        survived = []
+        for i in kept:
+            before = keyed_pairs(detector, files["as generated"][i])
+            if before:
+                survived.append(len(before & keyed_pairs(detector, edited[i])) / len(before))
+        row["keyed_pairs_kept"] = float(np.mean(survived)) if survived else float("nan")
         for alpha in ("0.01", "0.001"):
             reference = rates(base_kept)[alpha]
             row[f"ratio_to_as_generated@{alpha}"] = row["tpr"][alpha] / reference if reference else float("nan")
@@ -390,8 +409,10 @@ def evaluate_sampled(problems: list[Problem], samples: dict, keys: dict, *, out:
 
     chosen = next(m for m in model_free_variants() if m.name == model_free["choice"])
     odd_negatives = {label: [t for t in texts if t.problem < 0 or t.problem % 2 == 1] for label, texts in negatives_by_set.items()}
-    odd_positives = [t for t in by_scheme["synthid-code"] if t.problem % 2 == 1 and int(t.label.rsplit(":", 1)[1]) == 0]
-    length = length_rows(Detector(keys["synthid-code"], tokenizer, check_tokenizer=False), chosen, odd_positives, odd_negatives)
+    length = {}
+    for method in (chosen, TOKEN_UNITS):  # every sample of the odd problems (token-id keys have one per problem)
+        odd_positives = [t for t in by_scheme[method.key_name] if t.problem % 2 == 1]
+        length[method.name] = length_rows(Detector(keys[method.key_name], tokenizer, check_tokenizer=False), method, odd_positives, odd_negatives)
     report = {
         "model": CODE_MODEL, "problems": len(problems), "samples": SAMPLED_SCHEMES,
         "sampling": {**SAMPLING, "max_new_tokens": MAX_NEW_TOKENS},
@@ -460,17 +481,18 @@ def render(report: dict) -> str:
         "",
         "## Without the model: whole files after formatters and edits (odd problems)",
         "",
-        "A file = HumanEval prompt + completion, scored with no context. TPR and its ratio to the as-generated TPR are over the files both "
-        "formatters accept (a file a formatter refuses stays as it was); AUROC against the negatives' files edited the same way. "
+        "A file = HumanEval prompt + completion, scored with no context. TPR and its ratio to the as-generated TPR are over the files every "
+        "formatter accepts; AUROC against the negatives' files edited the same way. `black -l 40` wraps most statements (the parentheses "
+        "and trailing commas black adds to long lines; HumanEval's short functions rarely have any at 88 columns). "
         "Target: TPR at 1e-3 after black and after ruff format ≥ 90% of the TPR as generated.",
         "",
-        "| detector | edit | files | TPR @1e-2 | TPR @1e-3 | TPR @1e-3 / as generated | AUROC | refused by the tool | measured FPR @1e-3 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| detector | edit | files | scored (context, unit) pairs kept | TPR @1e-2 | TPR @1e-3 | TPR @1e-3 / as generated | AUROC | refused by the tool | measured FPR @1e-3 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, variant in mf["variants"].items():
         for attack, row in variant.get("files_odd", {}).items():
             ratio = row["ratio_to_as_generated@0.001"]
-            lines.append(f"| {name} | {attack} | {row['files']} | {_pct(row['tpr']['0.01'])} | {_pct(row['tpr']['0.001'])} | "
+            lines.append(f"| {name} | {attack} | {row['files']} | {_pct(row['keyed_pairs_kept'])}% | {_pct(row['tpr']['0.01'])} | {_pct(row['tpr']['0.001'])} | "
                          f"{'' if math.isnan(ratio) else f'{100 * ratio:.0f}%'} | {row['auroc']:.3f} | {row['refused']} | {_pct(row['fpr']['0.001'])} |")
     lines += [
         "",
@@ -491,19 +513,17 @@ def render(report: dict) -> str:
             row = halves[half]
             lines.append(f"| {name} | {needs} | {half} | {row['positives']} / {sum(row['negatives'].values())} | {_pct(row['tpr']['0.01'])} | "
                          f"{_pct(row['tpr']['0.001'])} | {row['auroc']:.3f} | {row['median_p']:.2g} | {_pct(row['fpr']['0.01'])} / {_pct(row['fpr']['0.001'])} |")
-    length = report["length"]
-    ks = list(length)
-    lines += [
-        "",
-        f"## Files of k functions (odd problems, sample 0), as generated and after formatters: {mf['choice']}",
-        "",
-        "| edit | " + " | ".join(f"k = {k}: TPR @1e-3 / AUROC" for k in ks) + " |",
-        "|---|" + "---|" * len(ks),
-    ]
-    for attack in ("as generated", *FORMATTERS):
-        lines.append(f"| {attack} | " + " | ".join(f"{_pct(length[k][attack]['tpr']['0.001'])} / {length[k][attack]['auroc']:.3f}" for k in ks) + " |")
-    lines += ["", f"Files (positives / negatives): " + " · ".join(f"k = {k}: {length[k]['as generated']['files']} / {length[k]['as generated']['negative_files']}" for k in ks) + ".",
-              "", f"Evaluation took {report['evaluation_seconds'] / 60:.1f} min on {report['machine']['cpus']} CPUs "
+    lines += ["", "## Files of k functions (odd problems), as generated and after formatters", "",
+              "k HumanEval files (prompt + completion) joined into one and scored with no context; negatives: files of k functions from one "
+              "negative set. A file a formatter refuses stays as it was.", ""]
+    for name, length in report["length"].items():
+        ks = list(length)
+        lines += [f"**{name}**", "", "| edit | " + " | ".join(f"k = {k}: TPR @1e-3 / AUROC" for k in ks) + " |", "|---|" + "---|" * len(ks)]
+        for attack in ("as generated", *FORMATTERS):
+            lines.append(f"| {attack} | " + " | ".join(f"{_pct(length[k][attack]['tpr']['0.001'])} / {length[k][attack]['auroc']:.3f}" for k in ks) + " |")
+        lines += ["", "Files (positives / negatives): " + " · ".join(
+            f"k = {k}: {length[k]['as generated']['files']} / {length[k]['as generated']['negative_files']}" for k in ks) + ".", ""]
+    lines += [f"Evaluation took {report['evaluation_seconds'] / 60:.1f} min on {report['machine']['cpus']} CPUs "
               f"({report['model_passes_computed']} model passes computed, the rest cached).", ""]
     return "\n".join(lines)
 

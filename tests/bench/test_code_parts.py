@@ -57,13 +57,20 @@ def test_strip_comments_and_docstrings_removes_both_and_keeps_behaviour():
     assert ast.parse(code_attacks.strip_comments_and_docstrings(only_doc))  # a `pass` keeps it valid
 
 
-@pytest.mark.parametrize("formatter", [code_attacks.black_format, code_attacks.ruff_format])
+@pytest.mark.parametrize("formatter", [code_attacks.black_format, code_attacks.ruff_format, code_attacks.black_narrow])
 def test_formatters_reformat_and_reject_invalid_code(formatter):
     messy = "def f( a,b ):\n  return a+b\n"
     formatted = formatter(messy)
     assert formatted != messy and "return a + b" in formatted
     with pytest.raises(code_attacks.AttackFailed):
         formatter("def f(:\n")
+
+
+def test_narrow_black_wraps_what_default_black_leaves():
+    line = "result = some_function(first_argument, second_argument, third_argument)\n"
+    assert code_attacks.black_format(line) == line
+    wrapped = code_attacks.black_narrow(line)
+    assert wrapped.count("\n") > 1 and wrapped.rstrip().endswith(")")
 
 
 def test_random_token_edit_changes_about_the_share_asked(tiny):
