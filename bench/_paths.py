@@ -1,4 +1,4 @@
-"""Imported first by each bench script run as a file (``python bench/<name>.py``).
+"""Imported first by each bench script that can run as a file (``python bench/engines/gateway.py``).
 
 Puts the repository root on ``sys.path`` so ``bench.*`` imports resolve, and takes the bench folder
 itself off it: the bench/code package would otherwise shadow the standard library's ``code`` module, which pdb

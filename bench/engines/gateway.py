@@ -44,7 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 from aimark.service.probe import serve_process
-from bench.service import _percentile, _run
+from bench.service.run import _percentile, _run
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 CONCURRENCY = (1, 4, 16)

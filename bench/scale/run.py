@@ -7,7 +7,7 @@
 
 One corpus for every figure: human passages in ko/ja/zh/en (bench/human_text.py, read from installed packages)
 repeated to the size asked, with the committed watermarked generations (bench/corpus/generations.jsonl.gz:
-SynthID, KGW and Gumbel on the embedded Gemma 3 270M, keys from bench.robustness.bench_key) mixed in, every
+SynthID, KGW and Gumbel on the embedded Gemma 3 270M, keys from bench.robustness.run.bench_key) mixed in, every
 26th row. Every figure is detection with the embedded Gemma tokenizer, as real detection runs, and is reported
 as a share of the raw batched tokenizer's speed on the same texts, measured in the same round:
 
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import bench._paths  # noqa: F401  (repository root on sys.path)
 from bench.human_text import LANGUAGES, human_passages
-from bench.robustness import bench_key
+from bench.robustness.run import bench_key
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 GENERATIONS = Path(__file__).resolve().parents[1] / "corpus" / "generations.jsonl.gz"

@@ -11,7 +11,7 @@ from tests.helpers import require_module
 
 require_module("kiwipiepy", "the bench extra provides the segmenters: pip install -e '.[test,bench]'")
 
-from bench import attacks  # noqa: E402
+from bench.robustness import attacks  # noqa: E402
 
 TEXTS = {
     "ko": "대한민국은 민주공화국이다. 모든 권력은 국민으로부터 나온다. 국가는 전통문화의 계승과 발전에 노력하여야 한다.",

@@ -1,4 +1,4 @@
-"""bench/calibration_tail.py's fast path: many keys over a passage set must equal Detector.detect."""
+"""bench/calibration's fast path: many keys over a passage set must equal Detector.detect."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from aimark.detect import Detector
 from aimark.schemes import scheme_for_key
-from bench.calibration_tail import PassageSet, tail_counts
+from bench.calibration.run import PassageSet, tail_counts
 
 
 @pytest.mark.parametrize("scheme_name", ["gumbel", "synthid"])

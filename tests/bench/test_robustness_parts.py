@@ -1,4 +1,4 @@
-"""Pieces of bench/robustness.py that need no model: corpus, cache and fixture, metrics."""
+"""Pieces of bench/robustness (run.py) that need no model: corpus, cache and fixture, metrics."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from tests.helpers import require_module
 
 require_module("kiwipiepy", "the bench extra provides the segmenters: pip install -e '.[test,bench]'")
 
-from bench import robustness  # noqa: E402
 from bench.human_text import human_passages, script_share  # noqa: E402
+from bench.robustness import run as robustness  # noqa: E402
 
 
 def test_prompt_corpus_has_fifty_per_language_in_four_styles_with_sources():
@@ -77,7 +77,7 @@ def test_diversity_counts_repeats(tiny):
 
 @pytest.mark.parametrize("kind", ["paraphrase", "round-trip"])
 def test_model_rewrites_return_one_text_per_input(tiny, kind):
-    from bench.attacks import model_rewrites
+    from bench.robustness.attacks import model_rewrites
 
     rewritten = model_rewrites(tiny, ["The history of the city.", "日本国民は"], "en", kind=kind, max_new_tokens=8, seed=0)
     assert len(rewritten) == 2 and all(isinstance(text, str) for text in rewritten)
@@ -94,7 +94,7 @@ def test_scheme_variants_get_their_own_fixed_keys():
 def test_sizing_options_shrink_the_plan_and_drop_lengths_beyond_it():
     import argparse
 
-    from bench.robustness import FULL, resized
+    from bench.robustness.run import FULL, resized
 
     def args(**given):
         fields = {"max_new_tokens": None, "prompts_per_language": None, "long_prompts_per_language": None, "rewrite_documents": None, "batch_size": None}
@@ -128,7 +128,7 @@ def _paired_generations(control: dict[str, list[float]], factor: float, noise: f
 def test_perplexity_change_is_the_ratio_of_medians_and_its_interval_covers_the_truth():
     import numpy as np
 
-    from bench.robustness import perplexity_change
+    from bench.robustness.run import perplexity_change
 
     rng = np.random.default_rng(0)
     control = {lang: list(np.exp(rng.normal(3, 0.5, 52))) for lang in ("ko", "en")}
@@ -156,7 +156,7 @@ def test_calibration_corpus_has_five_hundred_human_passages_per_language(languag
 
 
 def test_rewrite_fidelity_measures_what_a_rewrite_kept_in_any_script():
-    from bench.robustness import char_ngram_f1, in_language
+    from bench.robustness.run import char_ngram_f1, in_language
 
     korean = "대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다."
     assert char_ngram_f1(korean, korean) == 1.0
@@ -180,7 +180,7 @@ class _CharTokenizer:
 def test_report_states_long_form_rewrites_and_perplexity_intervals(tmp_path):
     from dataclasses import replace
 
-    from bench.robustness import FULL, rewrite_rows, summarise, write_report
+    from bench.robustness.run import FULL, rewrite_rows, summarise, write_report
 
     plan = replace(FULL, schemes=("synthid",), languages=("ko",), rewrites=("paraphrase",), rewrite_length=40, attacks=(("none", 0.0),))
     text = "대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다. " * 2

@@ -1,4 +1,4 @@
-"""bench/robustness.py --quick end to end on the embedded model (a few minutes; CI runs it).
+"""python -m bench.robustness --quick end to end on the embedded model (a few minutes; CI runs it).
 
 Deselect locally with ``-m "not robustness_quick"``. In CI (CI=true) a missing bench extra is a
 failure, not a skip, so the suite cannot silently stop running there.
@@ -24,7 +24,7 @@ def test_quick_run_writes_a_report_with_sane_numbers(tmp_path):
     require_module("kiwipiepy", "the bench extra: pip install -e '.[test,bench]'")
     out = tmp_path / "results"
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "robustness.py"), "--quick", "--out", str(out), "--cache", str(tmp_path / "cache")],
+        [sys.executable, "-m", "bench.robustness", "--quick", "--out", str(out), "--cache", str(tmp_path / "cache")],
         cwd=ROOT,
         capture_output=True,
         text=True,

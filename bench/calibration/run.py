@@ -1,7 +1,7 @@
 """Far-tail calibration: false positives on human text under thousands of fresh keys.
 
-    python bench/calibration_tail.py                              # Gumbel and SynthID, ja and en, ~10 min
-    python bench/calibration_tail.py --schemes gumbel --languages ja --keys 8000
+    python -m bench.calibration                                   # Gumbel and SynthID, ja and en, ~10 min
+    python -m bench.calibration --schemes gumbel --languages ja --keys 8000
 
 One key over ~900 passages cannot show an FPR of 1e-4 or 1e-5; keys are what the null is random over
 (p-values are exact over the key for any fixed text), so K fresh keys x N passages give K*N draws
@@ -23,12 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-if not __package__:  # run as a file: make bench.* importable (see bench/_paths.py)
-    import _paths  # noqa: F401
-
 from bench.human_text import human_passages
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 ALPHAS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
 
@@ -136,7 +133,7 @@ def main(argv=None) -> int:
                 "seconds": round(time.perf_counter() - cell_began, 1),
             })
             print(cells[-1]["scheme"], language, [(r["observed"], round(r["expected"], 1)) for r in cells[-1]["tails"]], flush=True)
-    report = {"command": " ".join(["python bench/calibration_tail.py", *(argv if argv is not None else sys.argv[1:])]),
+    report = {"command": " ".join(["python -m bench.calibration", *(argv if argv is not None else sys.argv[1:])]),
               "date": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - began, 1), "cells": cells}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "calibration-tail.json").write_text(json.dumps(report, indent=1))

@@ -1,9 +1,9 @@
 """Robustness suite: detection power under language-aware attacks, calibration, localisation, quality.
 
-    python bench/robustness.py --quick                 # minutes: 2 prompts/language, SynthID, 2 attacks, 100 tokens
-    python bench/robustness.py                         # full run (hours): resumable, generations cached
-    python bench/robustness.py --export-fixture        # cache -> bench/corpus/generations.jsonl.gz (commit it)
-    python bench/robustness.py --import-fixture        # reuse the committed generations
+    python -m bench.robustness --quick                 # minutes: 2 prompts/language, SynthID, 2 attacks, 100 tokens
+    python -m bench.robustness                         # full run (hours): resumable, generations cached
+    python -m bench.robustness --export-fixture        # cache -> bench/corpus/generations.jsonl.gz (commit it)
+    python -m bench.robustness --import-fixture        # reuse the committed generations
 
 Writes ``<out>/robustness.md``, ``<out>/robustness.json`` and plots (``<out>/robustness-*.png``).
 Generations (and model rewrites) are appended to ``<cache>/generations.jsonl`` batch by batch, so an
@@ -32,14 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-if not __package__:  # run as a file: make bench.* importable (see bench/_paths.py)
-    import _paths  # noqa: F401
+from bench.core.run import tokens_to_detect  # MarkMyWords "size" for one text
+from bench.human_text import human_passages, script_share
+from bench.robustness import attacks as attack_table
 
-from bench import attacks as attack_table  # noqa: E402
-from bench.core import tokens_to_detect  # noqa: E402  (MarkMyWords "size" for one text)
-from bench.human_text import human_passages, script_share  # noqa: E402
-
-BENCH = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parents[1]
 PROMPTS = BENCH / "corpus" / "prompts.jsonl"
 FIXTURE = BENCH / "corpus" / "generations.jsonl.gz"
 ALPHAS = (1e-2, 1e-3, 1e-4)
@@ -597,7 +594,7 @@ def summarise(plan: Plan, power, calib, ppl, generations, local, sizes, tokenize
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor()},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "elapsed_s": round(elapsed, 1),
-        "command": " ".join(["python bench/robustness.py", *sys.argv[1:]]),
+        "command": " ".join(["python -m bench.robustness", *sys.argv[1:]]),
         "generation": {
             "rows": len(made),
             "cpu_s": round(sum(g.get("generation_s", 0.0) for g in made), 1),  # 0 for rows from an older cache

@@ -1,9 +1,9 @@
 """Bounded load test of `aimark serve` on 127.0.0.1: throughput and latency of /v1/verify and of generation,
 with no errors allowed and every issued output counted in the registry afterwards.
 
-    python bench/service.py                       # embedded model, SQLite registry; writes bench/results/service.{md,json}
-    python bench/service.py --model DIR           # another model directory
-    python bench/service.py --db-url postgresql+psycopg://user:pw@127.0.0.1/db
+    python -m bench.service                       # embedded model, SQLite registry; writes bench/results/service.{md,json}
+    python -m bench.service --model DIR           # another model directory
+    python -m bench.service --db-url postgresql+psycopg://user:pw@127.0.0.1/db
 
 The server is started as a user would start it (a child process), with a fresh key, API key and registry;
 requests come from an async httpx client. Nothing here is a test: numbers are measured, never asserted, but
@@ -31,7 +31,7 @@ import httpx
 from aimark.registry import redact_url
 from aimark.service.probe import free_port, wait_until_up
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 PROMPTS = [
     "Write a short note about how bicycles changed city life.",
     "인공지능이 일상생활을 어떻게 바꾸는지 짧게 설명해 주세요.",
@@ -164,7 +164,7 @@ def _registry_check(db_url: str, issued_ids: list[str], rows_before: int) -> dic
 
 def _markdown(result: dict) -> str:
     lines = [
-        "# Service load test (`bench/service.py`)", "",
+        "# Service load test (`python -m bench.service`)", "",
         f"{result['when']} · {result['machine']} · model `{result['model']}` · registry `{result['registry_backend']}` · "
         f"127.0.0.1, async httpx client", "",
         f"Command: `{result['command']}`", "",
@@ -237,7 +237,7 @@ def main() -> int:
         "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "model": model_name, "registry_backend": redact_url(db_url).split(":", 1)[0],
-        "command": "python bench/service.py " + " ".join(redact_url(a) if "://" in a else a for a in sys.argv[1:]),
+        "command": "python -m bench.service " + " ".join(redact_url(a) if "://" in a else a for a in sys.argv[1:]),
         "args": vars(args) | {"out": str(args.out)}, **measured, "registry": registry,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

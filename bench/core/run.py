@@ -3,9 +3,9 @@
 Everything is measured in one run on one machine, against transformers' own
 watermark processors as the reference, and reported as ratios:
 
-    python bench/core.py                 # full run, writes bench/results/core.{md,json}
-    python bench/core.py --quick         # smaller, for a smoke check
-    python bench/core.py --detection-only  # re-measure detection only; generation rows kept from core.json
+    python -m bench.core                 # full run, writes bench/results/core.{md,json}
+    python -m bench.core --quick         # smaller, for a smoke check
+    python -m bench.core --detection-only  # re-measure detection only; generation rows kept from core.json
 
 Nothing here is a test: numbers are measured, never asserted.
 """
@@ -39,7 +39,7 @@ from aimark.keys import generate_key
 from aimark.schemes import scheme_for_key
 from aimark.schemes.processor import WatermarkLogitsProcessor
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 PROMPTS = [
     ("ko", "인공지능이 우리 일상생활을 어떻게 바꾸고 있는지 설명하는 짧은 글을 써 주세요."),
@@ -248,7 +248,7 @@ def write_report(args, generation, detection, power, seconds, *, full_run: dict 
     lines = [
         "# Core benchmark",
         "",
-        f"Run {date}, {minutes:.1f} min, `python bench/core.py{' --quick' if args.quick else ''}` on {platform.processor() or platform.machine()} "
+        f"Run {date}, {minutes:.1f} min, `python -m bench.core{' --quick' if args.quick else ''}` on {platform.processor() or platform.machine()} "
         f"({torch.get_num_threads()} torch threads), embedded Gemma 3 270M (float32, CPU), batch {args.batch}, top-k {args.top_k}, temperature 1.0, repetition penalty {DEFAULT_REPETITION_PENALTY} (all configurations).",
         "",
         "## Generation",
@@ -267,7 +267,7 @@ def write_report(args, generation, detection, power, seconds, *, full_run: dict 
         "",
         "## Detection throughput (one process, no model)",
         "",
-        *([f"Re-measured {now} with `python bench/core.py --detection-only` ({seconds / 60:.1f} min); the other sections are from the full run above.", ""]
+        *([f"Re-measured {now} with `python -m bench.core --detection-only` ({seconds / 60:.1f} min); the other sections are from the full run above.", ""]
           if full_run else []),
         (f"{detection['passages']} human-written passages (standard-library docstrings), {detection['tokens']} Gemma tokens, {detection['megabytes']:.2f} MB;"
          " the raw tokenizer is timed warm (best of three passes), as the detectors are after their warm-up."),
@@ -295,7 +295,7 @@ def write_report(args, generation, detection, power, seconds, *, full_run: dict 
     report = {"date": date, "seconds": full_run["seconds"] if full_run else seconds, "args": vars(args), "generation": serialisable,
               "detection": detection, "tokens_to_detect": {name: per for name, per in power}}
     if full_run:
-        report["detection_run"] = {"date": now, "seconds": seconds, "command": "python bench/core.py --detection-only"}
+        report["detection_run"] = {"date": now, "seconds": seconds, "command": "python -m bench.core --detection-only"}
     (RESULTS / "core.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
 
 
