@@ -316,15 +316,28 @@ def with_model_detection(by_scheme, negatives_by_set, keys, tokenizer, halves, c
     for threshold in GATE_THRESHOLDS:
         variants[f"entropy gate > {threshold} nats"] = lambda d, t, threshold=threshold: entropy_gated_p(d, cache, t, threshold)
     out: dict = {"aimark": {}, "sweet": {}, "model_free": {}, "sampling": sampling.__dict__}
+    rng = np.random.default_rng(0)
+
+    def problems_of(items):
+        return [t.problem for t in items]
+
     for half in halves:
         neg_sets = texts[half]["negatives"]
-        for name, score in variants.items():
-            pos = [score(aimark, t) for t in texts[half]["synthid-code"]]
-            neg = {label: [score(aimark, t) for t in items] for label, items in neg_sets.items()}
-            out["aimark"].setdefault(name, {})[half] = _detection_row(pos, neg)
+        neg_problems = [t.problem for items in neg_sets.values() for t in items]
         sweet_pos = [entropy_gated_p(sweet, cache, t, SWEET_ENTROPY_THRESHOLD) for t in texts[half]["sweet"]]
         sweet_neg = {label: [entropy_gated_p(sweet, cache, t, SWEET_ENTROPY_THRESHOLD) for t in items] for label, items in neg_sets.items()}
         out["sweet"][half] = _detection_row(sweet_pos, sweet_neg)
+        for name, score in variants.items():
+            pos = [score(aimark, t) for t in texts[half]["synthid-code"]]
+            neg = {label: [score(aimark, t) for t in items] for label, items in neg_sets.items()}
+            row = out["aimark"].setdefault(name, {})[half] = _detection_row(pos, neg)
+            # Each detector against its own p-values on the same negative texts: the difference's interval pairs the
+            # problems (both schemes' samples and the negatives of a problem are drawn together).
+            row["auroc_minus_sweet"] = row["auroc"] - out["sweet"][half]["auroc"]
+            row["auroc_minus_sweet_ci95"] = auroc_difference_ci(
+                list(zip(problems_of(texts[half]["synthid-code"]), pos)), list(zip(problems_of(texts[half]["sweet"]), sweet_pos)),
+                list(zip(neg_problems, [p for values in neg.values() for p in values])),
+                list(zip(neg_problems, [p for values in sweet_neg.values() for p in values])), rng)
         method = model_free_variants()[0]
         free_pos = [completion_p(aimark, method, t) for t in texts[half]["synthid-code"]]
         free_neg = {label: [completion_p(aimark, method, t) for t in items] for label, items in neg_sets.items()}
@@ -333,6 +346,41 @@ def with_model_detection(by_scheme, negatives_by_set, keys, tokenizer, halves, c
     out["even_problems_used"] = len(even_problems)
     out["human_functions"] = len(human)
     return out
+
+
+def auroc_difference_ci(a_positives: list[tuple[int, float]], b_positives: list[tuple[int, float]],
+                        a_negatives: list[tuple[int, float]], b_negatives: list[tuple[int, float]],
+                        rng: np.random.Generator, rounds: int = 2000) -> tuple[float, float]:
+    """95% bootstrap interval of AUROC(a) - AUROC(b), items given as (problem, p-value); the negatives are the same
+    texts in the same order, each scored by its method's own detector.
+
+    The unit resampled is the problem: one draw of the half's problems brings both methods' positives and the
+    negatives written for those problems (canonical solutions, unwatermarked samples), so the two AUROCs share
+    every draw; negatives tied to no problem (problem < 0: standard-library functions) are resampled one by one,
+    the same ones for both methods."""
+    empty = np.empty(0)
+
+    def grouped(items):
+        out: dict[int, list[float]] = {}
+        for problem, p in items:
+            out.setdefault(problem, []).append(p)
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    a_pos, b_pos = grouped(a_positives), grouped(b_positives)
+    a_neg, b_neg = grouped([x for x in a_negatives if x[0] >= 0]), grouped([x for x in b_negatives if x[0] >= 0])
+    a_loose = np.asarray([p for problem, p in a_negatives if problem < 0])
+    b_loose = np.asarray([p for problem, p in b_negatives if problem < 0])
+    problems = np.asarray(sorted(set(a_pos) | set(b_pos)))
+    differences = []
+    for _ in range(rounds):
+        drawn = rng.choice(problems, size=len(problems))
+        loose = rng.integers(0, len(a_loose), size=len(a_loose)) if len(a_loose) else np.empty(0, dtype=int)
+
+        def sample(pos, neg, loose_values):
+            return (np.concatenate([pos.get(k, empty) for k in drawn]),
+                    np.concatenate([neg.get(k, empty) for k in drawn] + [loose_values[loose]]))
+        differences.append(auroc(*sample(a_pos, a_neg, a_loose)) - auroc(*sample(b_pos, b_neg, b_loose)))
+    return float(np.nanquantile(differences, 0.025)), float(np.nanquantile(differences, 0.975))
 
 
 def _detection_row(positives: list[float], negatives: dict[str, list[float]]) -> dict:
@@ -501,18 +549,24 @@ def render(report: dict) -> str:
         f"aimark: the code-skeleton key's generations (distortion-free SynthID tournament), detected with `detect --with-model` "
         f"(sampling {wm['sampling']}). SWEET: its own generations (entropy-gated KGW, γ 0.25, δ 3.0) and its own detector (entropy > "
         f"{SWEET_ENTROPY_THRESHOLD} nats). The variant aimark reports was chosen on {wm['even_problems_used']} even problems; the same "
-        f"negatives for every row (standard-library functions: the first {wm['human_functions']}).",
+        f"negatives for every row (standard-library functions: the first {wm['human_functions']}). The difference to SWEET's AUROC has a "
+        f"paired bootstrap interval: problems resampled, each bringing both schemes' samples and its negatives.",
         "",
-        "| detector | needs model | half | positives / negatives | TPR @1e-2 | TPR @1e-3 | AUROC | median p | measured FPR @1e-2 / 1e-3 |",
-        "|---|---|---|---|---:|---:|---:|---:|---|",
+        "| detector | needs model | half | positives / negatives | TPR @1e-2 | TPR @1e-3 | AUROC | AUROC − SWEET's (95% CI) | median p | measured FPR @1e-2 / 1e-3 |",
+        "|---|---|---|---|---:|---:|---:|---|---:|---|",
     ]
     rows = [(f"aimark, {name}" + (" (chosen)" if name == wm["choice"] else ""), "yes", halves) for name, halves in wm["aimark"].items()]
     rows += [("SWEET (its generation and detection)", "yes", wm["sweet"]), ("aimark without the model (code-skeleton, every token)", "no", wm["model_free"])]
     for name, needs, halves in rows:
         for half in ("odd", "even"):
             row = halves[half]
+            versus = ""
+            if "auroc_minus_sweet_ci95" in row:
+                low, high = row["auroc_minus_sweet_ci95"]
+                versus = f"{row['auroc_minus_sweet']:+.3f} ({low:+.3f} to {high:+.3f})"
             lines.append(f"| {name} | {needs} | {half} | {row['positives']} / {sum(row['negatives'].values())} | {_pct(row['tpr']['0.01'])} | "
-                         f"{_pct(row['tpr']['0.001'])} | {row['auroc']:.3f} | {row['median_p']:.2g} | {_pct(row['fpr']['0.01'])} / {_pct(row['fpr']['0.001'])} |")
+                         f"{_pct(row['tpr']['0.001'])} | {row['auroc']:.3f} | {versus} | {row['median_p']:.2g} | "
+                         f"{_pct(row['fpr']['0.01'])} / {_pct(row['fpr']['0.001'])} |")
     lines += ["", "## Files of k functions (odd problems), as generated and after formatters", "",
               "k HumanEval files (prompt + completion) joined into one and scored with no context; negatives: files of k functions from one "
               "negative set. A file a formatter refuses stays as it was.", ""]

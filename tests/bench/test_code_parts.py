@@ -236,3 +236,17 @@ def test_length_study_helpers():
     by_k = {"1": {"mean_completion_tokens": 50, "auroc": 0.8}, "2": {"mean_completion_tokens": 200, "auroc": 1.0}}
     assert abs(tokens_to_reach(by_k, 0.9) - 100) < 1e-9  # halfway in log(tokens) between 50 and 200
     assert tokens_to_reach(by_k, 0.7) == 50 and tokens_to_reach(by_k, 1.01) is None
+
+
+def test_auroc_difference_interval_pairs_problems():
+    from bench.code.sampled import auroc_difference_ci
+
+    rng = np.random.default_rng(1)
+    problems = [k for k in range(40) for _ in range(5)]
+    strong = [(k, p) for k, p in zip(problems, rng.uniform(0, 0.05, len(problems)))]
+    weak = [(k, p) for k, p in zip(problems, rng.uniform(0, 1, len(problems)))]
+    negatives = [(k, p) for k, p in zip(problems + [-1] * 50, rng.uniform(0, 1, len(problems) + 50))]
+    low, high = auroc_difference_ci(strong, weak, negatives, negatives, np.random.default_rng(0), rounds=300)
+    assert 0.3 < low < high < 0.6  # AUROC ~0.97 against ~0.5
+    same_low, same_high = auroc_difference_ci(weak, weak, negatives, negatives, np.random.default_rng(0), rounds=300)
+    assert same_low == same_high == 0.0  # one method against itself: every draw is paired
