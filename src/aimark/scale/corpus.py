@@ -250,14 +250,16 @@ def _parquet_rows(part: Part, settings: CorpusSettings) -> Iterator[Row]:
 # -- detecting and writing a part -------------------------------------------------------------------------
 def build_detector(settings: CorpusSettings) -> Detector:
     """The keyring and its model's tokenizer, as ``aimark detect`` chooses them."""
-    from aimark.engines.models import load_tokenizer
+    from aimark.engines.tokenizer import load_detection_tokenizer
     from aimark.keys import Keyring
 
     keyring = Keyring.load(settings.key_paths)
     models = {key.model for key in keyring if key.model}
     if settings.model is None and len(models) > 1:
         raise ValueError("the keys were made for different models; pass model= (--model) to choose the tokenizer")
-    return Detector(keyring, load_tokenizer(settings.model or (models.pop() if models else None)), alpha=settings.alpha)
+    # tokenizer.json through `tokenizers` alone, as `aimark detect` loads it: every worker (and the driver's check)
+    # skips importing transformers and building its tokenizer object, seconds per start.
+    return Detector(keyring, load_detection_tokenizer(settings.model or (models.pop() if models else None)), alpha=settings.alpha)
 
 
 def detect_rows(detector: Detector, rows: list[Row], *, spans: bool = False, language: str | None = None) -> list[Any]:
