@@ -124,6 +124,18 @@ def test_keyring_loads_lists_and_rejects_duplicates(tmp_path):
         Keyring.load([path_a, path_a])
 
 
+
+def test_keyring_names_the_tokenizer_model_its_keys_share():
+    """The model detection tokenizes with: the caller's, else the keys' one model, else None (the embedded
+    default); keys of different models need the caller to choose."""
+    plain, of_a = generate_key("kgw"), generate_key("synthid", model="model-a")
+    assert Keyring([plain]).tokenizer_model() is None
+    assert Keyring([plain, of_a]).tokenizer_model() == "model-a"
+    mixed = Keyring([of_a, generate_key("gumbel", model="model-b")])
+    with pytest.raises(KeyFileError, match="different models"):
+        mixed.tokenizer_model()
+    assert mixed.tokenizer_model("model-b") == "model-b"
+
 # -- vLLM's --watermark-config as a key file --------------------------------------------------------
 
 

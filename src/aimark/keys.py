@@ -404,6 +404,16 @@ class Keyring:
                 keys.append(load_key(path))
         return cls(keys)
 
+    def tokenizer_model(self, model: str | None = None) -> str | None:
+        """The model whose tokenizer detection with these keys uses: ``model`` when given, else the one model the
+        keys name (None: none names one, the embedded default)."""
+        if model is not None:
+            return model
+        models = {key.model for key in self._keys if key.model}
+        if len(models) > 1:
+            raise KeyFileError("the keys were made for different models; pass --model (model= in Python) to choose the tokenizer")
+        return models.pop() if models else None
+
     def __iter__(self) -> Iterator[WatermarkKey]:
         return iter(self._keys)
 

@@ -179,10 +179,7 @@ def _make_detector(keys: list[Path], model: Optional[str], alpha: float):
     from aimark.engines import load_detection_tokenizer
 
     keyring = _load_keyring(keys)
-    models = {k.model for k in keyring if k.model}
-    if model is None and len(models) > 1:
-        fail("the keys were made for different models; pass --model to choose the tokenizer")
-    model_ref = model or (models.pop() if models else None)
+    model_ref = keyring.tokenizer_model(model)
     with model_status() as say:
         tokenizer = load_detection_tokenizer(model_ref, progress=say)
     return Detector(keyring, tokenizer, alpha=alpha)
@@ -197,11 +194,9 @@ def _detect_with_model(detector, model: Optional[str], text: str, *, prompt, as_
     unsupported = sorted({scheme.name for scheme in detector.schemes if scheme.name not in ("synthid", "kgw")})
     if unsupported:
         fail(f"--with-model weights keyed bits: {', '.join(unsupported)} keys have none (synthid and kgw keys do); detect without it")
-    models = {k.model for k in detector.keys if k.model}
-    model_ref = model or (models.pop() if len(models) == 1 else None)
     try:
         with model_status() as say:
-            loaded = load_model(model_ref, progress=say)
+            loaded = load_model(Keyring(detector.keys).tokenizer_model(model), progress=say)
         result = detect_with_model(detector, loaded, text, prompt=prompt, sampling=Sampling(**sampling))
     except (ModelLoadError, DetectionInputError, ValueError) as exc:
         fail(str(exc))

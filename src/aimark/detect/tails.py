@@ -116,7 +116,6 @@ def _log_falling_sum(log_first: np.ndarray, log_ratio, lengths: np.ndarray) -> n
     # sorted(set()) rather than np.unique: np.unique's first call imports numpy.ma (~14 ms of a CLI's cold start).
     for longest in sorted(set(widths.tolist())):
         members = np.flatnonzero(widths == longest)
-        longest = int(longest)
         per_block = max(1, _BLOCK // longest)
         for rows in np.array_split(members, -(-len(members) // per_block)):
             steps = np.arange(longest, dtype=np.float64)

@@ -254,12 +254,9 @@ def build_detector(settings: CorpusSettings) -> Detector:
     from aimark.keys import Keyring
 
     keyring = Keyring.load(settings.key_paths)
-    models = {key.model for key in keyring if key.model}
-    if settings.model is None and len(models) > 1:
-        raise ValueError("the keys were made for different models; pass model= (--model) to choose the tokenizer")
     # tokenizer.json through `tokenizers` alone, as `aimark detect` loads it: every worker (and the driver's check)
     # skips importing transformers and building its tokenizer object, seconds per start.
-    return Detector(keyring, load_detection_tokenizer(settings.model or (models.pop() if models else None)), alpha=settings.alpha)
+    return Detector(keyring, load_detection_tokenizer(keyring.tokenizer_model(settings.model)), alpha=settings.alpha)
 
 
 def detect_rows(detector: Detector, rows: list[Row], *, spans: bool = False, language: str | None = None) -> list[Any]:
